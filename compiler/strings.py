@@ -1,0 +1,176 @@
+"""Decoding PostgreSQL string literals, keeping a map back to the file.
+
+Forms (behaviour §1): ``'…'`` with ``''``; ``E'…'`` with backslash escapes; ``U&'…'`` with
+Unicode escapes; ``$$…$$`` and ``$tag$…$tag$`` taken verbatim. The result of each is the
+decoded value and the breaks of a :class:`compiler.ir.Text` offset map.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Breaks = list[tuple[int, int]]
+
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_OCTAL = re.compile(r"[0-7]{1,3}")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,2}")
+_DOLLAR_TAG = re.compile(r"\$([^$]*)\$")
+
+
+class StringError(Exception):
+    """A malformed escape; ``offset`` is the file offset where it starts."""
+
+    def __init__(self, offset: int, length: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.length = length
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    value: str
+    breaks: Breaks
+    kind: str  # "quote" | "escape" | "unicode" | "dollar"
+
+
+def decode(token: str, offset: int) -> Decoded:
+    """Decode one string token that starts at file offset ``offset``."""
+    first = token[0]
+    if first == "$":
+        match = _DOLLAR_TAG.match(token)
+        tag_len = match.end() if match else 2
+        body = token[tag_len : len(token) - tag_len]
+        return Decoded(body, [(0, offset + tag_len)], "dollar")
+    if first in "Ee":
+        return Decoded(*_decode_escape(token[2:-1], offset + 2), kind="escape")
+    if first in "Uu":
+        return Decoded(*_decode_unicode(token[3:-1], offset + 3), kind="unicode")
+    return Decoded(*_decode_quote(token[1:-1], offset + 1), kind="quote")
+
+
+def _decode_quote(body: str, base: int) -> tuple[str, Breaks]:
+    if "''" not in body:
+        return body, [(0, base)]
+    out: list[str] = []
+    breaks: Breaks = [(0, base)]
+    i = 0
+    while i < len(body):
+        j = body.find("''", i)
+        if j == -1:
+            out.append(body[i:])
+            break
+        out.append(body[i:j])
+        decoded = sum(map(len, out))
+        out.append("'")
+        breaks.append((decoded, base + j))
+        breaks.append((decoded + 1, base + j + 2))
+        i = j + 2
+    return "".join(out), breaks
+
+
+def _decode_escape(body: str, base: int) -> tuple[str, Breaks]:
+    if "\\" not in body and "''" not in body:
+        return body, [(0, base)]
+    out: list[str] = []
+    breaks: Breaks = [(0, base)]
+    length = 0
+    i = 0
+    n = len(body)
+    while i < n:
+        ch = body[i]
+        if ch == "'" and i + 1 < n and body[i + 1] == "'":
+            char, consumed = "'", 2
+        elif ch == "\\" and i + 1 < n:
+            char, consumed = _escape_at(body, i, base)
+        else:
+            out.append(ch)
+            length += 1
+            i += 1
+            continue
+        breaks.append((length, base + i))
+        out.append(char)
+        length += len(char)
+        i += consumed
+        breaks.append((length, base + i))
+    return "".join(out), breaks
+
+
+def _escape_at(body: str, i: int, base: int) -> tuple[str, int]:
+    """The character an escape at ``body[i]`` (a backslash) stands for, and its length."""
+    nxt = body[i + 1]
+    if nxt in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[nxt], 2
+    if nxt in "01234567":
+        match = _OCTAL.match(body, i + 1)
+        assert match is not None
+        return chr(int(match.group(), 8)), 1 + len(match.group())
+    if nxt == "x":
+        match = _HEX.match(body, i + 2)
+        if match:
+            return chr(int(match.group(), 16)), 2 + len(match.group())
+        return "x", 2
+    if nxt in "uU":
+        width = 4 if nxt == "u" else 8
+        digits = body[i + 2 : i + 2 + width]
+        if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            raise StringError(
+                base + i,
+                2 + len(digits),
+                f"invalid Unicode escape: \\{nxt} needs {width} hex digits",
+            )
+        return _code_point(int(digits, 16), base + i, 2 + width), 2 + width
+    return nxt, 2
+
+
+def _code_point(value: int, offset: int, length: int) -> str:
+    if value == 0 or value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        raise StringError(offset, length, f"invalid Unicode code point U+{value:04X}")
+    return chr(value)
+
+
+def _decode_unicode(body: str, base: int) -> tuple[str, Breaks]:
+    text, breaks = _decode_quote(body, base) if "''" in body else (body, [(0, base)])
+    if "\\" not in text:
+        return text, breaks
+    # Unicode escapes are rare: decode the quote-undone text again, mapping through ``breaks``.
+    out: list[str] = []
+    new_breaks: Breaks = [(0, base)]
+    length = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\":
+            out.append(ch)
+            length += 1
+            i += 1
+            continue
+        offset = _map(breaks, i)
+        if text.startswith("\\\\", i):
+            char, consumed = "\\", 2
+        elif i + 1 < len(text) and text[i + 1] == "+":
+            digits = text[i + 2 : i + 8]
+            if len(digits) != 6 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise StringError(offset, 8, "invalid Unicode escape: \\+ needs 6 hex digits")
+            char, consumed = _code_point(int(digits, 16), offset, 8), 8
+        else:
+            digits = text[i + 1 : i + 5]
+            if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise StringError(offset, 5, "invalid Unicode escape: \\ needs 4 hex digits")
+            char, consumed = _code_point(int(digits, 16), offset, 5), 5
+        new_breaks.append((length, offset))
+        out.append(char)
+        length += 1
+        i += consumed
+        new_breaks.append((length, _map(breaks, i)))
+    return "".join(out), new_breaks
+
+
+def _map(breaks: Breaks, index: int) -> int:
+    decoded, offset = breaks[0]
+    for d, o in breaks:
+        if d > index:
+            break
+        decoded, offset = d, o
+    return offset + (index - decoded)
