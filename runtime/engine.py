@@ -1,0 +1,184 @@
+"""The plan interpreter: starts nodes, finishes them and hands outcomes to their parents.
+
+Everything here runs inside one step transaction (see :mod:`runtime.worker`). A node is started
+by its executor (:mod:`runtime.executors`): leaf nodes that need a worker (SQL, sleep, …) create
+a *ready* task; compound nodes create a *waiting* task and start their children at once; nodes
+that finish without work (break, an empty branch) return their outcome straight away. When a
+node finishes, its outcome goes to the parent task's executor, which may start the next child or
+finish in turn, up to the root, whose outcome finishes the instance.
+
+Named results travel as *deltas*: each outcome carries the names bound inside that subtree, and
+a parent decides what its later children and its own parent see (DSL.md §4: names survive loop
+iterations, JOIN branches merge only what they bound themselves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from runtime.jsonvalues import JSON, dumps
+from runtime.plans import Node, Plan
+from runtime.store import Instance, Store, Task
+
+BREAK_OUTSIDE_LOOP = (
+    "df.break() was called outside of a loop. df.break() may only be used inside df.loop()."
+)
+
+# Results of these kinds are never stored under their name (as in pg_durable).
+UNBOUND_KINDS = frozenset({"sleep", "wait_schedule", "break"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a node ended: ``ok`` with a result, ``error`` with a message, or ``break``."""
+
+    status: Literal["ok", "error", "break"]
+    value: JSON
+    delta: dict[str, JSON] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, value: JSON, delta: dict[str, JSON] | None = None) -> Outcome:
+        return cls("ok", value, delta or {})
+
+    @classmethod
+    def error(cls, message: str, delta: dict[str, JSON] | None = None) -> Outcome:
+        return cls("error", message, delta or {})
+
+    def with_delta(self, before: dict[str, JSON]) -> Outcome:
+        """This outcome with ``before`` bindings underneath its own."""
+        return Outcome(self.status, self.value, {**before, **self.delta})
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """A leaf that is not done yet: run it again after ``delay`` seconds with ``state``."""
+
+    delay: float
+    state: dict[str, Any]
+
+
+@dataclass
+class Settings:
+    statement_timeout_ms: int = 0
+
+
+class Executor(Protocol):
+    """What every node kind provides. ``leaf`` kinds are run by a worker through ``run``."""
+
+    leaf: bool
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None: ...
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None: ...
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule: ...
+
+
+class Context:
+    """One step's view of an instance: its plan, variables and the store of the transaction."""
+
+    def __init__(self, store: Store, instance: Instance, plan: Plan, settings: Settings,
+                 executors: dict[str, Executor]) -> None:
+        self.store = store
+        self.instance = instance
+        self.plan = plan
+        self.settings = settings
+        self.executors = executors
+        self.variables: dict[str, str] = {
+            **{k: str(v) for k, v in instance.vars.items()},
+            "sys_instance_id": instance.id,
+            "sys_label": instance.label or "",
+        }
+        self.woke_others = False
+
+    # --- creating activations ---------------------------------------------------------------
+
+    def ready_task(self, node: Node, parent_id: int | None, branch: int,
+                   scope: dict[str, JSON], *, delay: float = 0.0,
+                   state: dict[str, Any] | None = None) -> int:
+        if delay > 0:
+            self.woke_others = True
+        return self.store.insert_task(
+            instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
+            status="ready", scope=scope, state={"activated": True, **(state or {})}, delay=delay,
+        )
+
+    def waiting_task(self, node: Node, parent_id: int | None, branch: int,
+                     scope: dict[str, JSON], state: dict[str, Any]) -> Task:
+        task_id = self.store.insert_task(
+            instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
+            status="waiting", scope=scope, state=state,
+        )
+        return Task(task_id, self.instance.id, node.id, parent_id, branch, "waiting", scope, state)
+
+    def drop_task(self, task: Task) -> None:
+        self.store.delete_task(task.id)
+
+    # --- the interpreter --------------------------------------------------------------------
+
+    def start_node(self, node_id: str, parent_id: int | None, branch: int,
+                   scope: dict[str, JSON]) -> Outcome | None:
+        """Start a node; its outcome if it finished at once, else None."""
+        node = self.plan.nodes[node_id]
+        self.store.node_started(self.instance.id, node.id)
+        outcome = self.executors[node.kind].start(self, node, parent_id, branch, scope)
+        return None if outcome is None else self.conclude(node, outcome)
+
+    def conclude(self, node: Node, outcome: Outcome) -> Outcome:
+        """Record how a node ended and add its own binding to the outcome."""
+        failed = outcome.status == "error"
+        self.store.node_finished(self.instance.id, node.id, "failed" if failed else "completed",
+                                 outcome.value)
+        if outcome.status == "ok" and node.bind and node.kind not in UNBOUND_KINDS:
+            return Outcome("ok", outcome.value, {**outcome.delta, node.bind: outcome.value})
+        return outcome
+
+    def complete(self, task: Task, outcome: Outcome) -> None:
+        """A claimed task's node finished: record it and pass the outcome upwards."""
+        node = self.plan.nodes[task.node_id]
+        self.store.delete_task(task.id)
+        self.propagate(task.parent_id, task.branch, self.conclude(node, outcome))
+
+    def propagate(self, parent_id: int | None, branch: int, outcome: Outcome) -> None:
+        while parent_id is not None:
+            parent = self.store.lock_task(parent_id)
+            if parent is None:
+                return  # the parent was cancelled (a lost race, a failed join): discard
+            node = self.plan.nodes[parent.node_id]
+            result = self.executors[node.kind].on_child(self, node, parent, branch, outcome)
+            if result is None:
+                self.store.update_task_state(parent.id, parent.state)
+                return
+            self.store.delete_task(parent.id)
+            outcome = self.conclude(node, result)
+            parent_id, branch = parent.parent_id, parent.branch
+        self.finish_instance(outcome)
+
+    def finish_instance(self, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            self.store.finish_instance(self.instance.id, "completed", dumps(outcome.value))
+        elif outcome.status == "break":
+            self.store.finish_instance(self.instance.id, "failed", BREAK_OUTSIDE_LOOP)
+        else:
+            self.store.finish_instance(self.instance.id, "failed", str(outcome.value))
+
+    def run_task(self, task: Task) -> None:
+        """Execute a claimed ready task."""
+        node = self.plan.nodes[task.node_id]
+        if not task.state.get("activated"):
+            # the root activation df.start queued: start the node now
+            self.store.delete_task(task.id)
+            outcome = self.start_node(node.id, task.parent_id, task.branch, task.scope)
+            if outcome is not None:
+                self.propagate(task.parent_id, task.branch, outcome)
+            return
+        result = self.executors[node.kind].run(self, node, task)
+        if isinstance(result, Reschedule):
+            self.store.delete_task(task.id)
+            self.ready_task(node, task.parent_id, task.branch, task.scope, delay=result.delay,
+                            state=result.state)
+            return
+        self.complete(task, result)

@@ -1,0 +1,408 @@
+"""One executor per plan node kind (the table of ``docs/plan-format.md``).
+
+Compound executors keep their progress in the task's ``state`` and the bindings their finished
+children produced in ``state["acc"]``; leaf executors do their work in ``run``. A kind the
+runtime cannot execute yet fails its node with a message that says so.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from runtime.engine import Context, Executor, Outcome, Reschedule
+from runtime.jsonvalues import JSON, condition_holds, loads
+from runtime.plans import Node
+from runtime.store import Task
+from runtime.substitution import (
+    SubstitutionError,
+    referenced_names,
+    substitute_sql,
+    substitute_text,
+    substitute_vars,
+)
+
+# A loop whose iterations finish without any work would never give the worker back.
+MAX_INLINE_ITERATIONS = 10_000
+
+
+def _scope(task: Task, acc: dict[str, JSON]) -> dict[str, JSON]:
+    return {**task.scope, **acc} if acc else dict(task.scope)
+
+
+def _started(ctx: Context, task: Task, outcome: Outcome | None) -> Outcome | None:
+    """Finish starting a compound node: drop its task if it is already done, else save state."""
+    if outcome is not None:
+        ctx.drop_task(task)
+    else:
+        ctx.store.update_task_state(task.id, task.state)
+    return outcome
+
+
+class _Compound:
+    leaf = False
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        raise AssertionError(f"{node.kind} nodes are not run by workers")
+
+
+class _Leaf:
+    leaf = True
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        raise AssertionError(f"{node.kind} nodes have no children")
+
+
+# --- leaves ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def returns_rows(sql: str) -> bool:
+    """Whether a statement returns rows (SELECT, VALUES, … RETURNING, SHOW, EXPLAIN)."""
+    try:
+        import pglast
+
+        statements = pglast.parse_sql(sql)
+    except Exception:
+        return True  # let PostgreSQL report the syntax error
+    if len(statements) != 1:
+        return True
+    stmt = statements[0].stmt
+    kind = type(stmt).__name__
+    if kind == "SelectStmt":
+        return getattr(stmt, "intoClause", None) is None
+    if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+        return bool(getattr(stmt, "returningList", None))
+    return kind in ("ExplainStmt", "VariableShowStmt", "FetchStmt")
+
+
+class SqlExecutor(_Leaf):
+    """A SQL step: its effects, its result and what comes next commit together."""
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        wanted = referenced_names(node.spec["sql"])
+        for value in ctx.variables.values():
+            wanted |= referenced_names(value)
+        ctx.ready_task(node, parent_id, branch, {k: v for k, v in scope.items() if k in wanted})
+        return None
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        try:
+            sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
+        except SubstitutionError as exc:
+            return Outcome.error(str(exc))
+        if not node.spec.get("transactional", True):
+            return Outcome.error(
+                "this statement cannot run inside a transaction block, and running it outside "
+                "one is not supported by this version of the dfc runtime"
+            )
+        store = ctx.store
+        try:
+            with store.conn.transaction():
+                if ctx.settings.statement_timeout_ms:
+                    store.set_step_timeout(ctx.settings.statement_timeout_ms)
+                rows = store.run_step(ctx.instance.role_oid, sql, returns_rows(sql),
+                                      ctx.instance.search_path)
+                store.reset_session()
+        except psycopg.errors.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            if store.conn.broken:
+                raise
+            message = exc.diag.message_primary or str(exc)
+            return Outcome.error(f"SQL execution failed: {message}")
+        return Outcome.ok({"rows": rows, "row_count": len(rows)})
+
+
+class SleepExecutor(_Leaf):
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        ctx.ready_task(node, parent_id, branch, {}, delay=float(node.spec["seconds"]))
+        return None
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        return Outcome.ok({"slept": True, "seconds": node.spec["seconds"]})
+
+
+class WaitSignalExecutor(_Leaf):
+    """Waits for a buffered signal (FIFO per name); one signal satisfies one wait."""
+
+    FOREVER = 365 * 24 * 3600.0
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        ctx.ready_task(node, parent_id, branch, {})
+        return None
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        name = node.spec["signal"]
+        found, payload = ctx.store.consume_signal(ctx.instance.id, name)
+        if found:
+            return Outcome.ok({"signal_name": name, "timed_out": False, "data": payload})
+        now = time.time()
+        timeout = node.spec.get("timeout_seconds")
+        deadline = task.state.get("deadline")
+        if deadline is None:
+            deadline = now + timeout if timeout is not None else None
+        elif now >= deadline:
+            return Outcome.ok({"signal_name": name, "timed_out": True, "data": None})
+        delay = self.FOREVER if deadline is None else max(deadline - now, 0.0)
+        return Reschedule(delay, {"signal": name, "deadline": deadline})
+
+
+class BreakExecutor(_Leaf):
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        raw = node.spec.get("value")
+        if raw is None:
+            return Outcome("break", None)
+        try:
+            text = substitute_text(substitute_vars(raw, ctx.variables), scope)
+        except SubstitutionError as exc:
+            return Outcome.error(str(exc))
+        value: JSON
+        try:
+            value = loads(text)
+        except ValueError:
+            value = text
+        return Outcome("break", value)
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        outcome = self.start(ctx, node, task.parent_id, task.branch, task.scope)
+        assert outcome is not None
+        return outcome
+
+
+class UnsupportedExecutor(_Leaf):
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        return Outcome.error(
+            f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
+        )
+
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+        return Outcome.error(
+            f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
+        )
+
+
+# --- compound nodes --------------------------------------------------------------------------
+
+
+class SeqExecutor(_Compound):
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        task = ctx.waiting_task(node, parent_id, branch, scope, {"acc": {}})
+        return _started(ctx, task, self._advance(ctx, node, task, 0, None))
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        return self._advance(ctx, node, task, branch + 1, outcome)
+
+    def _advance(self, ctx: Context, node: Node, task: Task, index: int,
+                 outcome: Outcome | None) -> Outcome | None:
+        acc: dict[str, JSON] = task.state["acc"]
+        children = node.children
+        while True:
+            if outcome is not None:
+                if outcome.status != "ok":
+                    return self._done(ctx, task, outcome.with_delta(acc))
+                acc.update(outcome.delta)
+                if index >= len(children):
+                    return self._done(ctx, task, Outcome.ok(outcome.value, acc))
+            outcome = ctx.start_node(children[index], task.id, index, _scope(task, acc))
+            if outcome is None:
+                return None
+            index += 1
+
+    @staticmethod
+    def _done(ctx: Context, task: Task, outcome: Outcome) -> Outcome:
+        return outcome
+
+
+class IfExecutor(_Compound):
+    """``if``: the condition (any node), then the taken branch (branch 1)."""
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        task = ctx.waiting_task(node, parent_id, branch, scope, {"acc": {}})
+        outcome = ctx.start_node(node.spec["condition"], task.id, 0, scope)
+        if outcome is None:
+            return None
+        return _started(ctx, task, self.on_child(ctx, node, task, 0, outcome))
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        acc: dict[str, JSON] = task.state["acc"]
+        if branch == 1 or outcome.status != "ok":
+            return outcome.with_delta(acc)
+        acc.update(outcome.delta)
+        target = node.spec["then"] if condition_holds(outcome.value) else node.spec["else"]
+        return _take_branch(ctx, task, target, acc)
+
+
+def _take_branch(ctx: Context, task: Task, target: str | None,
+                 acc: dict[str, JSON]) -> Outcome | None:
+    if target is None:
+        return Outcome.ok(None, acc)
+    outcome = ctx.start_node(target, task.id, 1, _scope(task, acc))
+    return None if outcome is None else outcome.with_delta(acc)
+
+
+class IfRowsExecutor(_Compound):
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        name = node.spec["result_name"]
+        if name not in scope:
+            return Outcome.error(f"df.if_rows: result '{name}' not found")
+        result = scope[name]
+        if not isinstance(result, dict) or "row_count" not in result:
+            return Outcome.error(f"df.if_rows: result '{name}' is not a SQL result (missing row_count)")
+        target = node.spec["then"] if (result["row_count"] or 0) > 0 else node.spec["else"]
+        if target is None:
+            return Outcome.ok(None)
+        task = ctx.waiting_task(node, parent_id, branch, scope, {"acc": {}})
+        outcome = _take_branch(ctx, task, target, {})
+        if outcome is not None:
+            ctx.drop_task(task)
+        return outcome
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        return outcome
+
+
+class JoinExecutor(_Compound):
+    """All branches in parallel; the first failure cancels the others (fail fast)."""
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        task = ctx.waiting_task(node, parent_id, branch, scope, {"done": {}})
+        if len(node.children) > 1:
+            ctx.woke_others = True
+        for index, child in enumerate(node.children):
+            outcome = ctx.start_node(child, task.id, index, scope)
+            if outcome is not None:
+                final = self.on_child(ctx, node, task, index, outcome)
+                if final is not None:
+                    ctx.drop_task(task)
+                    return final
+        ctx.store.update_task_state(task.id, task.state)
+        return None
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        if outcome.status == "error":
+            ctx.store.delete_subtrees([task.id])
+            return Outcome.error(f"JOIN branch {branch + 1} failed: {outcome.value}")
+        done: dict[str, Any] = task.state["done"]
+        done[str(branch)] = {"status": outcome.status, "value": outcome.value,
+                             "delta": outcome.delta}
+        if len(done) < len(node.children):
+            return None
+        merged: dict[str, JSON] = {}
+        results: list[JSON] = []
+        first_break: dict[str, Any] | None = None
+        for index in range(len(node.children)):
+            entry = done[str(index)]
+            merged.update(entry["delta"])
+            results.append(entry["value"])
+            if entry["status"] == "break" and first_break is None:
+                first_break = entry
+        if first_break is not None:
+            return Outcome("break", first_break["value"], merged)
+        return Outcome.ok(results, merged)
+
+
+class RaceExecutor(_Compound):
+    """The first branch to finish, success or failure, decides; the others are cancelled."""
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        task = ctx.waiting_task(node, parent_id, branch, scope, {})
+        if len(node.children) > 1:
+            ctx.woke_others = True
+        for index, child in enumerate(node.children):
+            outcome = ctx.start_node(child, task.id, index, scope)
+            if outcome is not None:
+                final = self.on_child(ctx, node, task, index, outcome)
+                ctx.drop_task(task)
+                return final
+        return None
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        ctx.store.delete_subtrees([task.id])
+        if outcome.status == "error":
+            return Outcome.error(f"RACE branch {branch + 1} failed: {outcome.value}")
+        return outcome
+
+
+class LoopExecutor(_Compound):
+    """Body (branch 0), then the while-condition (branch 1) if any; break leaves the loop."""
+
+    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
+              scope: dict[str, JSON]) -> Outcome | None:
+        task = ctx.waiting_task(node, parent_id, branch, scope,
+                                {"acc": {}, "last": None, "iteration": 0})
+        outcome = ctx.start_node(node.spec["body"], task.id, 0, scope)
+        if outcome is None:
+            return None
+        return _started(ctx, task, self.on_child(ctx, node, task, 0, outcome))
+
+    def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
+                 outcome: Outcome) -> Outcome | None:
+        state = task.state
+        acc: dict[str, JSON] = state["acc"]
+        for _ in range(MAX_INLINE_ITERATIONS):
+            if outcome.status == "error":
+                return outcome.with_delta(acc)
+            acc.update(outcome.delta)
+            if outcome.status == "break":
+                return Outcome.ok(outcome.value, acc)
+            if branch == 0:
+                state["last"] = outcome.value
+                condition = node.spec.get("condition")
+                if condition is not None:
+                    next_outcome = ctx.start_node(condition, task.id, 1, _scope(task, acc))
+                    if next_outcome is None:
+                        return None
+                    outcome, branch = next_outcome, 1
+                    continue
+            elif not condition_holds(outcome.value):
+                return Outcome.ok(state["last"], acc)
+            state["iteration"] = int(state.get("iteration", 0)) + 1
+            next_outcome = ctx.start_node(node.spec["body"], task.id, 0, _scope(task, acc))
+            if next_outcome is None:
+                return None
+            outcome, branch = next_outcome, 0
+        return Outcome.error(
+            f"loop {node.id} ran {MAX_INLINE_ITERATIONS} iterations without waiting for any "
+            "step; add a SQL step or df.sleep to its body"
+        )
+
+
+EXECUTORS: dict[str, Executor] = {
+    "sql": SqlExecutor(),
+    "seq": SeqExecutor(),
+    "join": JoinExecutor(),
+    "race": RaceExecutor(),
+    "if": IfExecutor(),
+    "if_rows": IfRowsExecutor(),
+    "loop": LoopExecutor(),
+    "break": BreakExecutor(),
+    "sleep": SleepExecutor(),
+    "wait_signal": WaitSignalExecutor(),
+    "wait_schedule": UnsupportedExecutor(),
+    "http": UnsupportedExecutor(),
+    "http_multipart": UnsupportedExecutor(),
+    "retry": UnsupportedExecutor(),
+    "timeout": UnsupportedExecutor(),
+    "undo": UnsupportedExecutor(),
+}

@@ -1,0 +1,92 @@
+"""Installing and upgrading the ``df`` schema from the versioned SQL files.
+
+A fresh database gets ``sql/schema.sql`` (the whole schema at the newest version) and every
+migration is recorded as applied; an existing one gets the migrations it has not applied yet,
+in order. Both run in one transaction under an advisory lock, so concurrent installs are safe
+and a failed upgrade changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+
+from runtime.queries import query
+
+_MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    fresh: bool
+    applied: list[int]
+    version: int
+
+
+def schema_sql() -> str:
+    return resources.files("runtime").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+
+
+def migrations() -> list[Migration]:
+    folder = resources.files("runtime").joinpath("sql/migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2),
+                                   entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise RuntimeError(f"migration {expected:04d} is missing from runtime/sql/migrations")
+    return found
+
+
+def latest_version() -> int:
+    return migrations()[-1].version
+
+
+def install(conn: psycopg.Connection[Any]) -> InstallReport:
+    """Install or upgrade the schema; idempotent."""
+    steps = migrations()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("install_lock"))
+        cur.execute(query("schema_installed"))
+        row = cur.fetchone()
+        fresh = not (row and row[0])
+        if fresh:
+            cur.execute(schema_sql().encode())
+            done: set[int] = set()
+        else:
+            cur.execute(query("applied_versions"))
+            done = {r[0] for r in cur.fetchall()}
+        applied = []
+        for migration in steps:
+            if migration.version in done:
+                continue
+            if not fresh:
+                cur.execute(migration.sql.encode())
+            cur.execute(query("record_version"),
+                        {"version": migration.version, "name": migration.name})
+            applied.append(migration.version)
+    return InstallReport(fresh=fresh, applied=applied, version=steps[-1].version)
+
+
+def apply_migrations(conn: psycopg.Connection[Any]) -> None:
+    """Apply every migration in order on an empty database (used to check schema.sql)."""
+    with conn.transaction(), conn.cursor() as cur:
+        for migration in migrations():
+            cur.execute(migration.sql.encode())
+            cur.execute(query("record_version"),
+                        {"version": migration.version, "name": migration.name})

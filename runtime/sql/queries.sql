@@ -1,0 +1,163 @@
+-- Named queries of the dfc runtime. Each starts with a `-- name: <name>` header and is loaded
+-- once by runtime.queries; Python code refers to them by name and never builds SQL text.
+-- Every object is schema-qualified: the worker's session must not resolve names through a
+-- search_path a workflow step could have touched.
+
+-- name: schema_installed
+SELECT pg_catalog.to_regclass('df.schema_version') IS NOT NULL AS installed;
+
+-- name: applied_versions
+SELECT version FROM df.schema_version ORDER BY version;
+
+-- name: record_version
+INSERT INTO df.schema_version (version, name) VALUES (%(version)s, %(name)s)
+ON CONFLICT (version) DO NOTHING;
+
+-- name: install_lock
+SELECT pg_catalog.pg_advisory_xact_lock(1147489349);
+
+-- name: install_plan
+SELECT df.install_plan(%(plan)s::jsonb) AS version;
+
+-- name: grant_usage
+SELECT df.grant_usage(%(role)s);
+
+-- name: start
+SELECT df.start(%(fut)s, %(label)s) AS id;
+
+-- name: status
+SELECT df.status(%(id)s) AS status;
+
+-- name: result
+SELECT df.result(%(id)s) AS result;
+
+-- name: cancel
+SELECT df.cancel(%(id)s, %(reason)s) AS message;
+
+-- name: signal
+SELECT df.signal(%(id)s, %(name)s, %(data)s) AS message;
+
+-- name: explain
+SELECT df.explain(%(input)s) AS text;
+
+-- name: instance_info
+SELECT * FROM df.instance_info(%(id)s);
+
+-- name: instance_nodes
+SELECT * FROM df.instance_nodes(%(id)s);
+
+-- name: list_instances
+SELECT * FROM df.list_instances(%(status)s, %(limit)s, %(label)s, %(cursor)s);
+
+-- name: instance_output
+SELECT i.status, i.output FROM df.instances i WHERE i.id = %(id)s;
+
+-- name: listen
+LISTEN df_work;
+
+-- name: notify
+SELECT pg_catalog.pg_notify('df_work', %(payload)s);
+
+-- name: claim_task
+-- The one statement that hands out work: the oldest due task of a live instance, locked for
+-- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold.
+SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
+       i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
+       i.search_path, i.vars, i.root_node
+  FROM df.tasks t
+  JOIN df.instances i ON i.id = t.instance_id
+ WHERE t.status = 'ready'
+   AND t.run_at <= pg_catalog.clock_timestamp()
+   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+ ORDER BY t.run_at, t.id
+ LIMIT 1
+   FOR UPDATE OF t SKIP LOCKED;
+
+-- name: next_due
+-- Seconds until the earliest ready task nobody is executing is due (no row: nothing to wait for).
+SELECT EXTRACT(EPOCH FROM (t.run_at - pg_catalog.clock_timestamp()))::float8 AS seconds
+  FROM df.tasks t
+  JOIN df.instances i ON i.id = t.instance_id
+ WHERE t.status = 'ready'
+   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+ ORDER BY t.run_at
+ LIMIT 1
+   FOR UPDATE OF t SKIP LOCKED;
+
+-- name: load_plan
+SELECT p.id, p.name, p.version, p.plan FROM df.plans p WHERE p.id = %(plan_id)s;
+
+-- name: mark_instance_running
+UPDATE df.instances SET status = 'running'
+ WHERE id = %(id)s AND status = 'pending';
+
+-- name: lock_task
+SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state
+  FROM df.tasks t WHERE t.id = %(id)s FOR UPDATE;
+
+-- name: insert_task
+INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status, run_at, scope, state)
+VALUES (%(instance_id)s, %(node_id)s, %(parent_id)s, %(branch)s, %(status)s,
+        pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => %(delay)s),
+        %(scope)s, %(state)s)
+RETURNING id;
+
+-- name: update_task_state
+UPDATE df.tasks SET state = %(state)s WHERE id = %(id)s;
+
+-- name: delete_task
+DELETE FROM df.tasks WHERE id = %(id)s;
+
+-- name: delete_subtrees
+-- Cancel the given activations and everything below them. Tasks another worker is executing
+-- right now are skipped: when they finish they find no parent and are discarded.
+WITH RECURSIVE sub AS (
+    SELECT t.id FROM df.tasks t WHERE t.id = ANY (%(ids)s::bigint[])
+    UNION ALL
+    SELECT t.id FROM df.tasks t JOIN sub ON t.parent_id = sub.id
+)
+DELETE FROM df.tasks d
+ WHERE d.id IN (SELECT t.id FROM df.tasks t WHERE t.id IN (SELECT id FROM sub)
+                FOR UPDATE SKIP LOCKED);
+
+-- name: node_started
+UPDATE df.nodes
+   SET status = 'running', result = NULL, runs = runs + 1,
+       started_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp()
+ WHERE instance_id = %(instance_id)s AND id = %(node_id)s;
+
+-- name: node_finished
+UPDATE df.nodes
+   SET status = %(status)s, result = %(result)s, updated_at = pg_catalog.clock_timestamp()
+ WHERE instance_id = %(instance_id)s AND id = %(node_id)s;
+
+-- name: finish_instance
+UPDATE df.instances
+   SET status = %(status)s, output = %(output)s,
+       completed_at = CASE WHEN %(status)s = 'completed' THEN pg_catalog.clock_timestamp() END
+ WHERE id = %(id)s AND status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[]);
+
+-- name: set_step_timeout
+SELECT pg_catalog.set_config('statement_timeout', %(ms)s, true);
+
+-- name: run_step
+SELECT r FROM df._run_step(%(role)s::oid::regrole, %(sql)s, %(returns_rows)s, %(search_path)s) AS r;
+
+-- name: reset_session
+-- Undo whatever session state a step left behind before the worker runs its own statements.
+RESET ALL;
+DISCARD TEMP;
+SELECT pg_catalog.pg_advisory_unlock_all();
+
+-- name: consume_signal
+DELETE FROM df.signals
+ WHERE id = (SELECT s.id FROM df.signals s
+              WHERE s.instance_id = %(instance_id)s AND s.name = %(name)s
+              ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING payload;
+
+-- name: database_exists
+SELECT 1 AS found FROM pg_catalog.pg_database WHERE datname = %(name)s;
+
+-- name: create_database
+CREATE DATABASE {name};
