@@ -77,6 +77,9 @@ def returns_rows(sql: str) -> bool:
     if kind == "SelectStmt":
         return getattr(stmt, "intoClause", None) is None
     if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+        clause = getattr(stmt, "returningClause", None)  # PostgreSQL 18 grammar
+        if clause is not None:
+            return bool(getattr(clause, "exprs", None) or getattr(clause, "returningList", None))
         return bool(getattr(stmt, "returningList", None))
     return kind in ("ExplainStmt", "VariableShowStmt", "FetchStmt")
 

@@ -453,7 +453,8 @@ $$;
 CREATE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL,
                          transaction_mode text DEFAULT 'caller')
 RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+-- no SET search_path: the caller's search_path is what the steps will run with
+LANGUAGE plpgsql
 AS $$
 DECLARE
     v_plan_id bigint;
