@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from runtime.jsonvalues import JSON, dumps
 from runtime.queries import query
@@ -59,6 +59,10 @@ class StoredPlan:
 
 def _jsonb(value: JSON) -> Jsonb:
     return Jsonb(value, dumps=dumps)
+
+
+def _json(value: JSON) -> Json:
+    return Json(value, dumps=dumps)
 
 
 def _task(row: dict[str, Any]) -> Task:
@@ -146,15 +150,15 @@ class Store:
                 "branch": branch,
                 "status": status,
                 "delay": delay,
-                "scope": _jsonb(scope),
-                "state": _jsonb(state),
+                "scope": _json(scope),
+                "state": _json(state),
             },
         )
         assert row is not None
         return int(row["id"])
 
     def update_task_state(self, task_id: int, state: dict[str, Any]) -> None:
-        self._run("update_task_state", {"id": task_id, "state": _jsonb(state)})
+        self._run("update_task_state", {"id": task_id, "state": _json(state)})
 
     def delete_task(self, task_id: int) -> None:
         self._run("delete_task", {"id": task_id})
@@ -177,6 +181,7 @@ class Store:
 
     def finish_instance(self, instance_id: str, status: str, output: str) -> None:
         self._run("finish_instance", {"id": instance_id, "status": status, "output": output})
+        self._run("drop_instance_tasks", {"id": instance_id})
 
     def notify(self, payload: str = "") -> None:
         self._run("notify", {"payload": payload})

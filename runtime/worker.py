@@ -33,7 +33,9 @@ from runtime.store import Claim, Store
 
 log = logging.getLogger("dfc.worker")
 
-MAX_IDLE_SECONDS = 60.0
+# An idle worker re-checks at least this often (work released by a crashed worker sends no
+# notification).
+MAX_IDLE_SECONDS = 5.0
 
 
 @dataclass
@@ -140,8 +142,6 @@ class Worker:
                 if self._step(conn):
                     continue
                 seconds = Store(conn).seconds_until_due()
-                if seconds is not None and seconds <= 0:
-                    continue
                 self._sleep(generation, MAX_IDLE_SECONDS if seconds is None else seconds)
             except psycopg.OperationalError as exc:
                 log.warning("database connection lost (%s); reconnecting", exc)

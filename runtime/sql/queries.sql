@@ -74,15 +74,17 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
    FOR UPDATE OF t SKIP LOCKED;
 
 -- name: next_due
--- Seconds until the earliest ready task nobody is executing is due (no row: nothing to wait for).
+-- Seconds until the earliest future timer is due (no row: no timers). Tasks due now are not
+-- counted: they are being executed by someone (else the claim would have returned them), and
+-- new work arrives with a notification.
 SELECT EXTRACT(EPOCH FROM (t.run_at - pg_catalog.clock_timestamp()))::float8 AS seconds
   FROM df.tasks t
   JOIN df.instances i ON i.id = t.instance_id
  WHERE t.status = 'ready'
+   AND t.run_at > pg_catalog.clock_timestamp()
    AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
  ORDER BY t.run_at
- LIMIT 1
-   FOR UPDATE OF t SKIP LOCKED;
+ LIMIT 1;
 
 -- name: load_plan
 SELECT p.id, p.name, p.version, p.plan FROM df.plans p WHERE p.id = %(plan_id)s;
@@ -130,6 +132,11 @@ UPDATE df.nodes
 UPDATE df.nodes
    SET status = %(status)s, result = %(result)s, updated_at = pg_catalog.clock_timestamp()
  WHERE instance_id = %(instance_id)s AND id = %(node_id)s;
+
+-- name: drop_instance_tasks
+-- A finished instance keeps no work (tasks being executed elsewhere are discarded when done).
+DELETE FROM df.tasks d
+ WHERE d.id IN (SELECT t.id FROM df.tasks t WHERE t.instance_id = %(id)s FOR UPDATE SKIP LOCKED);
 
 -- name: finish_instance
 UPDATE df.instances

@@ -92,8 +92,9 @@ CREATE TABLE df.tasks (
     branch integer NOT NULL DEFAULT 0,
     status text NOT NULL CHECK (status IN ('ready', 'waiting')),
     run_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    scope jsonb NOT NULL DEFAULT '{}',
-    state jsonb NOT NULL DEFAULT '{}',
+    -- json, not jsonb: row objects must keep their column order ("first column" of $name)
+    scope json NOT NULL DEFAULT '{}',
+    state json NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 CREATE INDEX tasks_ready_idx ON df.tasks (run_at, id) WHERE status = 'ready';
@@ -241,7 +242,8 @@ AS $$
 BEGIN
     -- a wait for this signal may be sleeping until its timeout: make it due now
     UPDATE df.tasks t SET run_at = clock_timestamp()
-     WHERE t.instance_id = NEW.instance_id AND t.status = 'ready' AND t.state ? 'signal';
+     WHERE t.instance_id = NEW.instance_id AND t.status = 'ready'
+       AND (t.state ->> 'signal') IS NOT NULL;
     PERFORM pg_notify('df_work', NEW.instance_id);
     RETURN NULL;
 END
@@ -431,8 +433,14 @@ $$;
 
 -- Install (or re-install) a plan by name; returns the version that is now current.
 CREATE FUNCTION df.install_plan(plan jsonb) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-AS $$ SELECT version FROM df.plans WHERE id = df._store_plan(plan, true) $$;
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint := df._store_plan(plan, true);
+BEGIN
+    RETURN (SELECT p.version FROM df.plans p WHERE p.id = v_id);
+END
+$$;
 
 -- The plan for a single SQL statement (pg_durable's auto-wrap of a plain string).
 CREATE FUNCTION df._sql_plan(p_sql text) RETURNS jsonb
@@ -635,7 +643,7 @@ AS $$
 BEGIN
     PERFORM df._refuse_in_workflow('df.setvar');
     INSERT INTO df.vars AS v (name, value) VALUES (setvar.name, setvar.value)
-        ON CONFLICT (owner, name) DO UPDATE SET value = EXCLUDED.value;
+        ON CONFLICT ON CONSTRAINT vars_pkey DO UPDATE SET value = EXCLUDED.value;
     RETURN 'OK';
 END
 $$;
