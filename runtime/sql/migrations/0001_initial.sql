@@ -304,18 +304,18 @@ AS $$
        AND p.proowner = p_role
 $$;
 
-CREATE FUNCTION df._runner_gate_open() RETURNS void
+-- Runs as the df owner, so it cannot find out who called it: the caller names itself. Naming
+-- another role does that role no harm, the commit-time check below applies to it all the same.
+CREATE FUNCTION df._runner_gate_open(p_role regrole) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    me regrole := df._my_role();
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'df_exec'::regnamespace
-                                        AND p.proowner = me) THEN
-        RAISE EXCEPTION 'the step runner of role % already exists', me;
+                                        AND p.proowner = p_role) THEN
+        RAISE EXCEPTION 'the step runner of role % already exists', p_role;
     END IF;
-    INSERT INTO df.runner_gate (role) VALUES (me) ON CONFLICT DO NOTHING;
-    EXECUTE format('GRANT USAGE, CREATE ON SCHEMA df_exec TO %s', me::text);
+    INSERT INTO df.runner_gate (role) VALUES (p_role) ON CONFLICT DO NOTHING;
+    EXECUTE format('GRANT USAGE, CREATE ON SCHEMA df_exec TO %s', p_role::text);
 END
 $$;
 
@@ -356,7 +356,7 @@ BEGIN
     IF df._runner_ok(me) THEN
         RETURN;
     END IF;
-    PERFORM df._runner_gate_open();
+    PERFORM df._runner_gate_open(me);
     EXECUTE format(
         'CREATE FUNCTION df_exec.%I(p_sql text, p_returns_rows boolean, p_search_path text) '
         'RETURNS SETOF json LANGUAGE plpgsql SECURITY DEFINER AS %L', fn, df._runner_body());

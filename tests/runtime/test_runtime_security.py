@@ -1,0 +1,164 @@
+"""Isolation: steps run as the submitting role and cannot gain anything else.
+
+The df schema here is owned by a role without superuser (which also runs the worker); alice and
+bob are ordinary roles granted usage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from helpers import running_worker, wait
+from plans import PlanBuilder, single
+from psycopg.conninfo import make_conninfo
+
+from runtime.connection import connect
+from runtime.migrate import install
+
+ROLES = ("dfc_owner_t", "alice_t", "Bob T")
+
+
+@pytest.fixture
+def secured(empty_dsn: str) -> Iterator[dict[str, str]]:
+    with psycopg.connect(empty_dsn, autocommit=True) as admin:
+        for role in ROLES:
+            exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if exists is None:
+                admin.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(role)))
+        dbname = admin.info.dbname
+        admin.execute(psycopg.sql.SQL("GRANT CREATE ON DATABASE {} TO dfc_owner_t").format(
+            psycopg.sql.Identifier(dbname)))
+        admin.execute("CREATE TABLE public.owner_secret (x int); CREATE TABLE public.bob_data (x int)")
+        admin.execute('GRANT ALL ON public.bob_data TO "Bob T"; ALTER TABLE public.owner_secret OWNER TO dfc_owner_t')
+        admin.execute("GRANT CREATE, USAGE ON SCHEMA public TO alice_t, \"Bob T\"")
+    dsns = {role: make_conninfo(empty_dsn, user=role) for role in ROLES}
+    with connect(dsns["dfc_owner_t"]) as owner:
+        install(owner)
+        owner.execute("SELECT df.grant_usage('alice_t')")
+        owner.execute("SELECT df.grant_usage('Bob T')")
+    yield {"owner": dsns["dfc_owner_t"], "alice": dsns["alice_t"], "bob": dsns["Bob T"]}
+
+
+def _start(dsn: str, plan: object) -> str:
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT df.start(%s)", (json.dumps(plan),)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+def _output(dsn: str, iid: str) -> str:
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT output FROM df.instance_info(%s)", (iid,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+ESCALATIONS = [
+    "RESET ROLE",
+    "SET ROLE dfc_owner_t",
+    "SET SESSION AUTHORIZATION dfc_owner_t",
+    "SELECT set_config('role', 'dfc_owner_t', false)",
+    "DO $$ BEGIN EXECUTE 'SET ROLE dfc_owner_t'; END $$",
+    "DO $$ BEGIN EXECUTE 'RESET ROLE'; END $$",
+    "SELECT count(*) FROM df.tasks",
+    "SELECT count(*) FROM public.owner_secret",
+    "SELECT count(*) FROM public.bob_data",
+    "ALTER FUNCTION df._run_step(regrole, text, boolean, text) SECURITY DEFINER",
+]
+
+
+def test_the_worker_role_is_not_a_superuser(secured: dict[str, str]) -> None:
+    with connect(secured["owner"]) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+
+
+@pytest.mark.parametrize("statement", ESCALATIONS)
+def test_escalation_attempts_fail(secured: dict[str, str], statement: str) -> None:
+    with running_worker(secured["owner"]):
+        iid = _start(secured["alice"], single(statement))
+        assert wait(secured["alice"], iid) == "failed", statement
+    message = _output(secured["alice"], iid)
+    assert any(text in message for text in (
+        "cannot set parameter", "permission denied", "must be owner")), message
+
+
+def test_steps_run_as_the_submitter(secured: dict[str, str]) -> None:
+    b = PlanBuilder()
+    root = b.seq(
+        b.sql("SELECT set_config('search_path', 'nowhere', false)"),
+        b.sql("CREATE TEMP TABLE leftovers (x int)"),
+        b.sql("SELECT current_user AS cu, (SELECT count(*) FROM df.instances) AS visible"),
+    )
+    with connect(secured["bob"]) as conn:
+        conn.execute("SELECT df.start('SELECT 1')")  # bob's instance must stay invisible
+    with running_worker(secured["owner"], concurrency=1):
+        iid = _start(secured["alice"], b.build(root))
+        assert wait(secured["alice"], iid) == "completed", _output(secured["alice"], iid)
+        # the same worker session then runs bob's step: alice's session state is gone
+        bob = _start(secured["bob"], single("SELECT count(*) AS n FROM pg_temp.leftovers"))
+        assert wait(secured["bob"], bob) == "failed"
+    with connect(secured["alice"]) as conn:
+        res = conn.execute("SELECT df.result(%s)::jsonb", (iid,)).fetchone()
+    assert res is not None
+    assert res[0]["rows"] == [{"cu": "alice_t", "visible": 1}]
+
+
+def test_roles_cannot_see_each_other(secured: dict[str, str]) -> None:
+    with running_worker(secured["owner"]):
+        alice_iid = _start(secured["alice"], single("SELECT 1"))
+        assert wait(secured["alice"], alice_iid) == "completed"
+    with connect(secured["bob"]) as bob:
+        assert bob.execute("SELECT df.status(%s)", (alice_iid,)).fetchone() == (None,)
+        assert bob.execute("SELECT df.result(%s)", (alice_iid,)).fetchone() == (None,)
+        assert bob.execute("SELECT count(*) FROM df.instances").fetchone() == (0,)
+        assert bob.execute("SELECT count(*) FROM df.nodes").fetchone() == (0,)
+        assert bob.execute("SELECT count(*) FROM df.list_instances()").fetchone() == (0,)
+        assert bob.execute("SELECT count(*) FROM df.instance_nodes(%s)", (alice_iid,)).fetchone() == (0,)
+        with pytest.raises(psycopg.Error, match="not found or access denied"):
+            bob.execute("SELECT df.cancel(%s)", (alice_iid,))
+        with pytest.raises(psycopg.Error, match="not found or access denied"):
+            bob.execute("SELECT df.signal(%s, 'x')", (alice_iid,))
+        bob.execute("SELECT df.setvar('k', 'bob')")
+    with connect(secured["alice"]) as alice:
+        alice.execute("SELECT df.setvar('k', 'alice')")
+        assert alice.execute("SELECT df.getvar('k')").fetchone() == ("alice",)
+    with connect(secured["bob"]) as bob:
+        assert bob.execute("SELECT df.getvar('k')").fetchone() == ("bob",)
+
+
+def test_runner_cannot_be_altered_or_forged(secured: dict[str, str]) -> None:
+    with connect(secured["alice"]) as alice:
+        alice.execute("SELECT df.start('SELECT 1')")
+        oid = alice.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert oid is not None
+        with pytest.raises(psycopg.Error, match="permission denied for schema df_exec"):
+            alice.execute(f"ALTER FUNCTION df_exec.run_{oid[0]}(text, boolean, text) SECURITY INVOKER")
+    with connect(secured["bob"]) as bob:
+        # bob has no runner yet: opening the gate and creating a runner of his own making
+        # is refused when his transaction commits
+        with pytest.raises(psycopg.Error, match="not the canonical runner"), bob.transaction():
+            bob.execute("SELECT df._runner_gate_open(df._my_role())")
+            boid = bob.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+            assert boid is not None
+            bob.execute(
+                f"CREATE FUNCTION df_exec.run_{boid[0]}(p_sql text, p_returns_rows boolean, "
+                "p_search_path text) RETURNS SETOF json LANGUAGE sql AS $$ SELECT NULL::json $$")
+        assert bob.execute("SELECT has_schema_privilege('df_exec', 'CREATE')").fetchone() == (False,)
+        with pytest.raises(psycopg.Error, match="permission denied"):
+            bob.execute(f"SELECT * FROM df_exec.run_{oid[0]}('SELECT 1', true, 'public')")
+
+
+def test_users_cannot_forge_state(secured: dict[str, str]) -> None:
+    with connect(secured["alice"]) as alice:
+        iid = alice.execute("SELECT df.start('SELECT 1')").fetchone()
+        assert iid is not None
+        with pytest.raises(psycopg.Error):
+            alice.execute("UPDATE df.instances SET status = 'completed' WHERE id = %s", (iid[0],))
+        with pytest.raises(psycopg.Error):
+            alice.execute("INSERT INTO df.tasks (instance_id, node_id, status) VALUES (%s, 'n0', 'ready')",
+                          (iid[0],))
+        with pytest.raises(psycopg.Error):
+            alice.execute("UPDATE df.nodes SET status = 'completed'")
