@@ -10,13 +10,14 @@ do not travel further than :mod:`compiler.lower`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from copy import copy
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark.lexer import PatternStr
+from lark.lexer import BasicLexer, LexerThread, PatternStr
 
 from compiler.diagnostics import DiagnosticSink
 from compiler.ir import Comment
@@ -102,9 +103,22 @@ def parse(source: SourceFile, sink: DiagnosticSink | None = None) -> ParseResult
     return result
 
 
+@cache
+def _trivia_lexer() -> BasicLexer:
+    """A lexer over the grammar's terminals that also returns whitespace and comments.
+
+    ``Lark.lex(dont_ignore=True)`` would build (and re-validate) a new lexer on every call;
+    this one is built once, from the configuration the parser already validated.
+    """
+    conf = copy(lark_parser().lexer_conf)
+    conf.ignore = ()
+    conf.skip_validation = True
+    return BasicLexer(conf)
+
+
 def _lex(source: SourceFile) -> Iterator[Token]:
     try:
-        yield from lark_parser().lex(source.text, dont_ignore=True)
+        yield from LexerThread.from_text(_trivia_lexer(), source.text).lex(None)
     except UnexpectedCharacters as error:  # pragma: no cover - STRAY makes lexing total
         offset = error.pos_in_stream or 0
         yield Token("STRAY", source.text[offset : offset + 1], offset, error.line, error.column)
