@@ -1,0 +1,294 @@
+"""Incremental analysis: a document as statements, each checked once per distinct text.
+
+``dfc check`` analyses a whole file at once; doing that on every keystroke of a long file is
+too slow for an editor. A .dsql file is a sequence of statements separated by ``;`` that the
+compiler parses one at a time anyway, so the server splits the document into statement chunks
+(:func:`lsp.lexing.statement_ranges`) and runs :func:`compiler.api.check_text` on each chunk on
+its own, caching the result by the chunk's text. An edit changes one chunk; every other chunk
+is a cache hit whose offsets are shifted to where the chunk now starts.
+
+Two rules look across statements, and are handled so that the result equals ``dfc check``:
+
+* ``{var}`` declarations (DFC510): each workflow chunk is analysed behind a *prelude* that
+  declares every variable the file declares, so the checker sees the same declarations. The
+  prelude is part of the cache key; it changes only when the set of declared names changes.
+* workflow names (DFC511): the compiler's own naming and label rule run over the workflows of
+  all chunks, placed at their document offsets.
+
+Offsets inside a :class:`StatementAnalysis` are offsets into its analysed input (prelude +
+chunk); :class:`Placed` adds the shift that turns them into document offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from lark import Token
+
+from compiler import ir
+from compiler.api import FrontEndResult, check_text
+from compiler.checker import labels
+from compiler.checker.context import CheckContext
+from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related
+from compiler.lower import _name_workflows
+from compiler.source import SourceFile, Span
+from lsp.lexing import statement_ranges, update_ranges
+
+_SETVAR = re.compile(r"\bdf\s*\.\s*setvar\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StatementAnalysis:
+    """What the compiler says about one statement chunk, analysed behind ``prelude``."""
+
+    text: str
+    prelude: str
+    result: FrontEndResult = field(repr=False)
+    # Facts feature modules derive from this statement, computed once (see lsp.names).
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def base(self) -> int:
+        """Where the chunk starts in the analysed input."""
+        return len(self.prelude)
+
+    @cached_property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        """The chunk's own diagnostics (the prelude's are dropped)."""
+        return tuple(d for d in self.result.diagnostics if d.span.start >= self.base)
+
+    @cached_property
+    def statement(self) -> ir.Statement | None:
+        for statement in self.result.program.statements:
+            if statement.span.start >= self.base:
+                return statement
+        return None
+
+    @cached_property
+    def tokens(self) -> tuple[Token, ...]:
+        """The chunk's significant tokens (trivia dropped), from the compiler's lexer."""
+        out: list[Token] = []
+        for parsed in self.result.parsed.statements:
+            if parsed.tokens and (parsed.tokens[0].start_pos or 0) >= self.base:
+                out.extend(parsed.tokens)
+        return tuple(out)
+
+    @cached_property
+    def comments(self) -> tuple[ir.Comment, ...]:
+        return tuple(c for c in self.result.comments if c.span.start >= self.base)
+
+    @property
+    def source(self) -> SourceFile:
+        return self.result.source
+
+    @property
+    def declared_variable(self) -> str | None:
+        statement = self.statement
+        return statement.name.value if isinstance(statement, ir.SetVar) else None
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A statement analysis at its place in the document: ``doc offset = offset + shift``."""
+
+    start: int
+    end: int
+    analysis: StatementAnalysis
+
+    @property
+    def shift(self) -> int:
+        return self.start - self.analysis.base
+
+    def to_doc(self, offset: int) -> int:
+        return offset + self.shift
+
+    def to_local(self, doc_offset: int) -> int:
+        return doc_offset - self.shift
+
+    def contains(self, doc_offset: int) -> bool:
+        return self.start <= doc_offset <= self.end
+
+
+class StatementCache:
+    """A bounded LRU of statement analyses keyed by (prelude, chunk text)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str, str], StatementAnalysis] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, text: str, prelude: str, filename: str) -> StatementAnalysis:
+        key = (prelude, text, filename)
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return found
+        self.misses += 1
+        analysis = StatementAnalysis(text, prelude, check_text(prelude + text, filename))
+        self._items[key] = analysis
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return analysis
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def prelude_for(names: set[str]) -> str:
+    """Declarations of ``names`` in the shortest form the compiler accepts."""
+    return "".join(f"SELECT df.setvar({_quote(n)},'');" for n in sorted(names))
+
+
+@dataclass
+class DocumentAnalysis:
+    """One version of one document: its statements, placed, and all of its diagnostics."""
+
+    text: str
+    filename: str
+    statements: list[Placed]
+    diagnostics: list[Diagnostic]
+    source: SourceFile
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def statement_at(self, offset: int) -> Placed | None:
+        """The statement chunk containing a document offset (the first one at a boundary)."""
+        lo, hi = 0, len(self.statements)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.statements[mid].end < offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self.statements[lo] if lo < len(self.statements) else None
+
+    @property
+    def variables(self) -> dict[str, tuple[Placed, ir.SetVar]]:
+        found: dict[str, tuple[Placed, ir.SetVar]] = {}
+        for placed in self.statements:
+            statement = placed.analysis.statement
+            if isinstance(statement, ir.SetVar):
+                found.setdefault(statement.name.value, (placed, statement))
+        return found
+
+    @cached_property
+    def workflows(self) -> list[tuple[Placed, ir.Workflow, str]]:
+        """Each workflow with its chunk and its name as ``dfc check`` names it."""
+        placed_workflows: list[tuple[Placed, ir.Workflow]] = [
+            (p, p.analysis.statement)
+            for p in self.statements
+            if isinstance(p.analysis.statement, ir.Workflow)
+        ]
+        named = _name_workflows(self.source, [w for _, w in placed_workflows])
+        return [
+            (placed, workflow, named_workflow.name)
+            for (placed, workflow), named_workflow in zip(placed_workflows, named, strict=True)
+            if isinstance(named_workflow, ir.Workflow)
+        ]
+
+
+def _shift_span(source: SourceFile, span: Span, delta: int) -> Span:
+    if delta == 0 and span.end <= len(source.text):
+        return source.span(span.start, span.end)
+    return source.span(span.start + delta, span.end + delta)
+
+
+def shift_diagnostic(source: SourceFile, diagnostic: Diagnostic, delta: int) -> Diagnostic:
+    """The same diagnostic with every span moved by ``delta`` and re-measured in ``source``."""
+    return replace(
+        diagnostic,
+        span=_shift_span(source, diagnostic.span, delta),
+        fixes=tuple(
+            Fix(
+                fix.title,
+                tuple(Edit(_shift_span(source, e.span, delta), e.text) for e in fix.edits),
+            )
+            for fix in diagnostic.fixes
+        ),
+        related=tuple(
+            Related(_shift_span(source, r.span, delta), r.message) for r in diagnostic.related
+        ),
+    )
+
+
+def analyse_document(
+    text: str,
+    filename: str,
+    cache: StatementCache,
+    *,
+    previous: DocumentAnalysis | None = None,
+) -> DocumentAnalysis:
+    """Analyse a document, reusing every statement whose text the cache has seen.
+
+    With ``previous`` (an earlier version of the same document) only the text around the edit
+    is rescanned for statement boundaries.
+    """
+    if previous is not None:
+        ranges = update_ranges(previous.text, previous.ranges, text)
+    else:
+        ranges = statement_ranges(text)
+    chunks = [text[start:end] for start, end in ranges]
+    analyses: list[StatementAnalysis | None] = [None] * len(chunks)
+    declared: set[str] = set()
+    for index, chunk in enumerate(chunks):
+        if _SETVAR.search(chunk):
+            analysis = cache.get(chunk, "", filename)
+            analyses[index] = analysis
+            if analysis.declared_variable is not None:
+                declared.add(analysis.declared_variable)
+    prelude = prelude_for(declared)
+    for index, chunk in enumerate(chunks):
+        known = analyses[index]
+        if known is None or (known.declared_variable is None and prelude):
+            analyses[index] = cache.get(chunk, prelude, filename)
+    source = SourceFile(filename, text)
+    placed = [
+        Placed(start, end, analysis)
+        for (start, end), analysis in zip(ranges, analyses, strict=True)
+        if analysis is not None
+    ]
+    diagnostics: list[Diagnostic] = []
+    for item in placed:
+        for diagnostic in item.analysis.diagnostics:
+            diagnostics.append(shift_diagnostic(source, diagnostic, item.shift))
+    document = DocumentAnalysis(text, filename, placed, [], source, ranges)
+    diagnostics.extend(_file_level(document))
+    diagnostics.sort(key=lambda d: (d.span.start, d.span.end, d.code))
+    document.diagnostics = diagnostics
+    return document
+
+
+def _file_level(document: DocumentAnalysis) -> list[Diagnostic]:
+    """The rules that compare statements with each other (workflow names)."""
+    source = document.source
+    named = document.workflows
+    counts: dict[str, int] = {}
+    for _, _, name in named:
+        counts[name] = counts.get(name, 0) + 1
+    workflows: list[ir.Statement] = []
+    for placed, workflow, name in named:
+        if counts[name] < 2:
+            continue  # the rule reports only names used twice
+        label = workflow.label
+        if label is not None:
+            label = replace(label, span=_shift_span(source, label.span, placed.shift))
+        workflows.append(
+            replace(
+                workflow,
+                name=name,
+                span=_shift_span(source, workflow.span, placed.shift),
+                label=label,
+            )
+        )
+    if len(workflows) < 2:
+        return []
+    sink = DiagnosticSink()
+    program = ir.Program(source=source, statements=tuple(workflows))
+    labels.check(CheckContext.create(program, None, sink))
+    return sink.items
