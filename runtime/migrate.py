@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from runtime.queries import query
 
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
 
@@ -35,13 +36,12 @@ class InstallReport:
 
 
 def schema_sql() -> str:
-    return resources.files("runtime").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+    return (SQL_DIR / "schema.sql").read_text(encoding="utf-8")
 
 
 def migrations() -> list[Migration]:
-    folder = resources.files("runtime").joinpath("sql/migrations")
     found = []
-    for entry in folder.iterdir():
+    for entry in (SQL_DIR / "migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2),

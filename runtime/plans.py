@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -22,9 +22,9 @@ class PlanError(Exception):
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(
-        resources.files("compiler").joinpath("plan.schema.json").read_text(encoding="utf-8")
-    )
+    # compiler/ is a sibling package, in a checkout and in an installed wheel alike
+    path = Path(__file__).resolve().parent.parent / "compiler" / "plan.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     validator: jsonschema.protocols.Validator = cls(schema)
     return validator

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from psycopg import sql
 
@@ -17,7 +17,7 @@ _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 @cache
 def _load() -> dict[str, str]:
-    text = resources.files("runtime").joinpath("sql/queries.sql").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent / "sql" / "queries.sql").read_text(encoding="utf-8")
     parts = _HEADER.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

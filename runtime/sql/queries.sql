@@ -168,3 +168,12 @@ SELECT 1 AS found FROM pg_catalog.pg_database WHERE datname = %(name)s;
 
 -- name: create_database
 CREATE DATABASE {name};
+
+-- name: node_progress
+SELECT n.node_id, n.inferred_status, d.started_at, d.updated_at, d.runs,
+       pg_catalog.clock_timestamp() AS now
+  FROM df.instance_nodes(%(id)s) n
+  JOIN df.nodes d ON d.instance_id = %(id)s AND d.id = n.node_id;
+
+-- name: await_instance
+SELECT df.await_instance(%(id)s, %(timeout)s) AS status;
