@@ -70,5 +70,49 @@ def ir_to_json(program: ir.Program) -> list[dict[str, Any]]:
 
 
 def check_text(text: str, filename: str = "<input>") -> FrontEndResult:
-    """Everything ``dfc check`` reports: the front end plus, once present, the checker."""
-    return front_end(text, filename)
+    """Everything ``dfc check`` reports: the front end and the checker."""
+    from compiler.pipeline import run
+
+    result = run(text, filename, until="check")
+    return FrontEndResult(
+        result.source,
+        result.program,
+        result.parsed.comments,
+        result.diagnostics,
+        result.parsed,
+    )
+
+
+@dataclass
+class CompileResult:
+    """Plans (one per workflow, schema-valid) and every diagnostic of one file.
+
+    ``plans`` is empty when any diagnostic is an error. ``program`` is the IR as written,
+    ``optimized`` the IR the plans were made from.
+    """
+
+    source: SourceFile
+    program: ir.Program
+    optimized: ir.Program | None
+    plans: list[dict[str, Any]]
+    diagnostics: list[Diagnostic]
+    passes: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.diagnostics)
+
+
+def compile_text(text: str, filename: str = "<input>", *, optimize: bool = True) -> CompileResult:
+    """Parse, check, optimize (unless ``optimize`` is False) and emit one plan per workflow."""
+    from compiler.pipeline import run
+
+    result = run(text, filename, optimize_level=1 if optimize else 0)
+    return CompileResult(
+        result.source,
+        result.program,
+        result.optimized,
+        result.plans,
+        result.diagnostics,
+        result.passes,
+    )

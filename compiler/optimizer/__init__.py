@@ -1,1 +1,69 @@
-"""Semantics-preserving optimizer passes, one module per pass; the order is in ``RULES``."""
+"""Semantics-preserving optimizer passes, one module per pass; the order is in ``RULES``.
+
+Each pass is a function named like its module that takes a workflow's root step and returns
+the (possibly) rewritten root; the IR is immutable, so a pass that changes nothing returns its
+input unchanged and the pipeline can tell which passes did something (``--explain-passes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from compiler import ir
+from compiler.optimizer.flatten import flatten
+from compiler.optimizer.fold_conditions import fold_conditions
+from compiler.optimizer.merge_sleeps import merge_sleeps
+from compiler.optimizer.remove_unreachable import remove_unreachable
+
+Pass = Callable[[ir.Node], ir.Node]
+
+RULES: tuple[Pass, ...] = (
+    fold_conditions,
+    remove_unreachable,
+    flatten,
+    merge_sleeps,
+)
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """What one pass did to one workflow: the node counts before and after."""
+
+    workflow: str
+    name: str
+    changed: bool
+    nodes_before: int
+    nodes_after: int
+    before: ir.Node
+    after: ir.Node
+
+
+def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Program:
+    """Run every pass over every workflow of ``program``, in ``RULES`` order."""
+    statements: list[ir.Statement] = []
+    for statement in program.statements:
+        if isinstance(statement, ir.Workflow):
+            body = statement.body
+            for rule in RULES:
+                new = rule(body)
+                if log is not None:
+                    log.append(
+                        PassRecord(
+                            statement.name,
+                            rule.__name__,
+                            new is not body,
+                            _count(body),
+                            _count(new),
+                            body,
+                            new,
+                        )
+                    )
+                body = new
+            statement = replace(statement, body=body)
+        statements.append(statement)
+    return replace(program, statements=tuple(statements))
+
+
+def _count(node: ir.Node) -> int:
+    return sum(1 for _ in node.walk())

@@ -1,0 +1,127 @@
+"""SQL inside steps (DFC4xx): parsed with the real PostgreSQL parser, errors at their exact place.
+
+Each SQL step's text has its ``$name``/``{var}`` references replaced by same-length
+placeholders (:func:`compiler.refs.scan_sql`) and goes to pglast; a syntax error's offset in that
+text is an offset in the decoded literal, which :class:`compiler.ir.Text` maps back to the file.
+Also found here: several statements in one step, empty steps, transaction control, ``$1``
+parameters, conditions written as bare expressions (a pg_durable documentation mistake), and
+statements that cannot run inside a transaction block (reported as information; the plan marks
+them ``at_least_once``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from compiler import ir
+from compiler.checker.context import CheckContext
+from compiler.diagnostics import Edit, Fix
+from compiler.refs import scan_sql
+from compiler.sqlshape import analyse
+
+_NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
+
+
+def check(ctx: CheckContext) -> None:
+    for workflow in ctx.program.workflows:
+        for node, is_condition in _sql_steps(workflow.body):
+            _check_step(ctx, node, is_condition)
+
+
+def _sql_steps(root: ir.Node) -> Iterator[tuple[ir.Sql, bool]]:
+    conditions: set[int] = set()
+    for node in root.walk():
+        if isinstance(node, ir.If | ir.Loop) and isinstance(node.condition, ir.Sql):
+            conditions.add(id(node.condition))
+        if isinstance(node, ir.Sql):
+            yield node, id(node) in conditions
+
+
+def _check_step(ctx: CheckContext, node: ir.Sql, is_condition: bool) -> None:
+    text = node.sql
+    scan = scan_sql(text.value)
+    shape = analyse(scan.masked)
+    if shape.error is not None:
+        if is_condition and analyse("SELECT " + scan.masked).error is None:
+            at = text.file_offset(0)
+            ctx.sink.add(
+                "DFC404",
+                node.sql.span,
+                "a condition must be a complete SQL statement: PostgreSQL rejects "
+                f"{_clip(text.value)!r} on its own",
+                hint="Write the condition as a query, e.g. 'SELECT $batch.done'.",
+                fixes=(Fix("Add SELECT", (Edit(ctx.source.span(at, at), "SELECT "),)),),
+            )
+            return
+        start = min(shape.error_offset, max(len(text.value) - 1, 0))
+        near = _NEAR.search(shape.error)
+        length = len(near.group(1).replace('""', '"')) if near else 1
+        end = min(start + max(length, 1), len(text.value))
+        ctx.sink.add(
+            "DFC401",
+            ctx.span(text, start, max(end, start + 1)),
+            f"SQL syntax error: {shape.error}",
+            hint=_syntax_hint(text.value, scan.masked, start),
+        )
+        return
+    if shape.statements == 0:
+        ctx.sink.add(
+            "DFC403",
+            node.sql.span,
+            "this SQL step has no statement",
+            hint="Write the SQL to run, e.g. 'SELECT 1'.",
+        )
+        return
+    if shape.statements > 1:
+        second = shape.second_offset or 0
+        while second < len(text.value) and text.value[second].isspace():
+            second += 1
+        ctx.sink.add(
+            "DFC402",
+            ctx.span(text, second, len(text.value.rstrip())),
+            f"a SQL step runs exactly one statement; this one has {shape.statements}",
+            hint="Split the statements into steps joined with ~>, so each one is checkpointed.",
+        )
+        return
+    if shape.transaction_control:
+        ctx.sink.add(
+            "DFC405",
+            node.sql.span,
+            "transaction control statements cannot be workflow steps",
+            hint="Each SQL step already runs in its own transaction, committed together with "
+            "its checkpoint; use a sequence (~>) for ordering.",
+        )
+    for offset in scan.params:
+        ctx.sink.add(
+            "DFC407",
+            ctx.span(text, offset, _param_end(text.value, offset)),
+            "positional parameters such as $1 have no value in a workflow step",
+            hint="Refer to earlier results by name ($name, $name.column) or to variables ({var}).",
+        )
+    if not shape.transactional:
+        ctx.sink.add(
+            "DFC406",
+            node.sql.span,
+            f"{shape.not_transactional_because} cannot run inside a transaction block, so this "
+            "step runs at least once: after a crash it may run again",
+            hint="Make the statement safe to repeat (IF NOT EXISTS, idempotent procedures).",
+        )
+
+
+def _param_end(text: str, offset: int) -> int:
+    end = offset + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return end
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _syntax_hint(text: str, masked: str, offset: int) -> str | None:
+    if text != masked and text[offset : offset + 1] in ("$", "{"):
+        return "The reference here is replaced by a value before the statement runs."
+    return None

@@ -1,0 +1,206 @@
+"""Plans: the IR of one workflow as a versioned JSON document (``docs/plan-format.md``).
+
+Nodes get ids ``n0, n1, …`` in pre-order and are written as a flat table, children by id. One
+method per node kind (``_<kind>``) writes that kind's fields. The output is deterministic: the
+same source gives the same bytes, and ``hash`` covers everything except ``hash`` and
+``compiler`` (canonical JSON: sorted keys, no spaces, UTF-8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from compiler import ir
+from compiler.refs import scan_sql, scan_text
+from compiler.sqlshape import analyse
+
+FORMAT = "dfc-plan"
+FORMAT_VERSION = 1
+SYSTEM_VARIABLES = frozenset({"sys_instance_id", "sys_label"})
+
+
+def compiler_version() -> str:
+    from dfc import __version__
+
+    return f"dfc {__version__}"
+
+
+def emit_plan(workflow: ir.Workflow, program: ir.Program) -> dict[str, Any]:
+    """The plan of one workflow (assumes the checker found no errors in it)."""
+    return _Emitter(workflow, program).plan()
+
+
+def plan_hash(plan: dict[str, Any]) -> str:
+    """``sha256:`` of the canonical JSON of ``plan`` without ``hash`` and ``compiler``."""
+    body = {k: v for k, v in plan.items() if k not in ("hash", "compiler")}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def dumps(plan: dict[str, Any]) -> str:
+    """The file form of a plan: indented JSON, keys in emit order, a final newline."""
+    return json.dumps(plan, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Emitter:
+    def __init__(self, workflow: ir.Workflow, program: ir.Program) -> None:
+        self.workflow = workflow
+        self.program = program
+        self.nodes: list[dict[str, Any]] = []
+        self.bindings: dict[str, list[str]] = {}
+        self.variables: set[str] = set()
+
+    def plan(self) -> dict[str, Any]:
+        workflow = self.workflow
+        root = self.node(workflow.body)
+        declared = self.program.variables
+        used = sorted(self.variables - SYSTEM_VARIABLES)
+        defaults = {name: declared[name].value.value for name in used if name in declared}
+        plan: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "compiler": compiler_version(),
+            "name": workflow.name,
+            "hash": "",
+            "label": workflow.label.value if workflow.label is not None else None,
+            "database": workflow.database.value if workflow.database is not None else None,
+            "transaction_mode": workflow.transaction_mode,
+            "root": root,
+            "variables": {"used": used, "defaults": defaults},
+            "bindings": self.bindings,
+            "source": {
+                "file": self.program.source.name,
+                "line": workflow.span.line,
+                "column": workflow.span.column,
+            },
+            "nodes": self.nodes,
+        }
+        plan["hash"] = plan_hash(plan)
+        return plan
+
+    def node(self, node: ir.Node) -> str:
+        node_id = f"n{len(self.nodes)}"
+        entry: dict[str, Any] = {
+            "id": node_id,
+            "kind": node.kind,
+            "bind": node.bind.value if node.bind is not None else None,
+            "at_least_once": False,
+            "span": node.span.to_json(),
+        }
+        self.nodes.append(entry)
+        if node.bind is not None:
+            self.bindings.setdefault(node.bind.value, []).append(node_id)
+        getattr(self, f"_{node.kind}")(node, entry)
+        return node_id
+
+    def text(self, text: ir.Text | None) -> str | None:
+        if text is None:
+            return None
+        self.variables.update(v.name for v in scan_text(text.value).variables)
+        return text.value
+
+    # -- one method per node kind -------------------------------------------------------------
+
+    def _sql(self, node: ir.Sql, entry: dict[str, Any]) -> None:
+        scan = scan_sql(node.sql.value)
+        self.variables.update(v.name for v in scan.variables)
+        shape = analyse(scan.masked)
+        entry["sql"] = node.sql.value
+        entry["transactional"] = shape.transactional
+        entry["columns"] = list(shape.columns) if shape.columns is not None else None
+        entry["at_least_once"] = not shape.transactional
+
+    def _seq(self, node: ir.Seq, entry: dict[str, Any]) -> None:
+        entry["children"] = [self.node(step) for step in node.steps]
+
+    def _join(self, node: ir.Join, entry: dict[str, Any]) -> None:
+        entry["children"] = [self.node(branch) for branch in node.branches]
+
+    def _race(self, node: ir.Race, entry: dict[str, Any]) -> None:
+        entry["children"] = [self.node(branch) for branch in node.branches]
+
+    def _if(self, node: ir.If, entry: dict[str, Any]) -> None:
+        entry["condition"] = self.node(node.condition)
+        entry["then"] = self.node(node.then)
+        entry["else"] = self.node(node.otherwise) if node.otherwise is not None else None
+
+    def _if_rows(self, node: ir.IfRows, entry: dict[str, Any]) -> None:
+        entry["result_name"] = node.result_name.value
+        entry["then"] = self.node(node.then)
+        entry["else"] = self.node(node.otherwise) if node.otherwise is not None else None
+
+    def _loop(self, node: ir.Loop, entry: dict[str, Any]) -> None:
+        entry["body"] = self.node(node.body)
+        entry["condition"] = self.node(node.condition) if node.condition is not None else None
+
+    def _break(self, node: ir.Break, entry: dict[str, Any]) -> None:
+        entry["value"] = self.text(node.value)
+
+    def _sleep(self, node: ir.Sleep, entry: dict[str, Any]) -> None:
+        entry["seconds"] = node.seconds
+
+    def _wait_schedule(self, node: ir.WaitSchedule, entry: dict[str, Any]) -> None:
+        entry["cron"] = node.cron.value
+        entry["time_zone"] = node.time_zone.value if node.time_zone is not None else None
+
+    def _wait_signal(self, node: ir.WaitSignal, entry: dict[str, Any]) -> None:
+        entry["signal"] = node.signal.value
+        entry["timeout_seconds"] = node.timeout_seconds
+
+    def _http(self, node: ir.Http, entry: dict[str, Any]) -> None:
+        entry["at_least_once"] = True  # a request cannot commit with the checkpoint
+        entry["url"] = self.text(node.url)
+        entry["method"] = http_method(node.method)
+        entry["body"] = self.text(node.body)
+        entry["headers"] = self.headers(node.headers)
+        entry["timeout_seconds"] = node.timeout_seconds
+
+    def _http_multipart(self, node: ir.HttpMultipart, entry: dict[str, Any]) -> None:
+        entry["at_least_once"] = True
+        entry["url"] = self.text(node.url)
+        entry["method"] = http_method(node.method)
+        parts = node.parts.value if node.parts is not None else []
+        for part in parts if isinstance(parts, list) else ():
+            for value in part.values() if isinstance(part, dict) else ():
+                if isinstance(value, str):
+                    self.variables.update(v.name for v in scan_text(value).variables)
+        entry["parts"] = parts
+        entry["headers"] = self.headers(node.headers)
+        entry["timeout_seconds"] = node.timeout_seconds
+
+    def _retry(self, node: ir.Retry, entry: dict[str, Any]) -> None:
+        entry["body"] = self.node(node.body)
+        entry["max_attempts"] = node.max_attempts
+        entry["initial_delay_seconds"] = _number(node.initial_delay_seconds)
+        entry["backoff_factor"] = _number(node.backoff_factor)
+        entry["max_delay_seconds"] = _number(node.max_delay_seconds)
+
+    def _timeout(self, node: ir.Timeout, entry: dict[str, Any]) -> None:
+        entry["body"] = self.node(node.body)
+        entry["seconds"] = _number(node.seconds)
+
+    def _undo(self, node: ir.Undo, entry: dict[str, Any]) -> None:
+        entry["body"] = self.node(node.body)
+        entry["undo"] = self.node(node.undo)
+
+    def headers(self, headers: ir.Json | None) -> dict[str, str] | None:
+        if headers is None or not isinstance(headers.value, dict):
+            return None
+        out: dict[str, str] = {}
+        for key, value in headers.value.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            self.variables.update(v.name for v in scan_text(text).variables)
+            out[str(key)] = text
+        return out
+
+
+def http_method(method: ir.Text | None) -> str:
+    """The request method as the runtime expects it: upper case, POST when not given."""
+    return method.value.strip().upper() if method is not None else "POST"
+
+
+def _number(value: float) -> int | float:
+    """Whole numbers as integers, so ``1`` and ``1.0`` in the source give the same bytes."""
+    return int(value) if float(value).is_integer() else value

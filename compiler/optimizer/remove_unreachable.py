@@ -1,0 +1,73 @@
+"""Remove steps that can never run: those after a step of the same sequence that never
+completes normally (a loop without a way out, a ``df.break``, or a step containing either on
+every path). The checker reports them (DFC502); here they are dropped from the plan.
+
+>>> from compiler.optimizer.tree import show, step
+>>> show(remove_unreachable(step("'a' ~> (@> 'b') ~> 'c'")))
+"'a' ~> (@> 'b')"
+>>> show(remove_unreachable(step("@> ('a' ~> df.break() ~> 'b')")))
+"@> ('a' ~> df.break())"
+>>> show(remove_unreachable(step("(@> ('a' ~> ('SELECT 1' ?> df.break()))) ~> 'c'")))
+"(@> ('a' ~> ('SELECT 1' ?> df.break()))) ~> 'c'"
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from compiler import ir
+from compiler.optimizer.tree import bottom_up
+
+
+def remove_unreachable(root: ir.Node) -> ir.Node:
+    return bottom_up(root, _trim)
+
+
+def _trim(node: ir.Node) -> ir.Node:
+    if not isinstance(node, ir.Seq):
+        return node
+    for index, step in enumerate(node.steps[:-1]):
+        if diverges(step):
+            steps = node.steps[: index + 1]
+            if len(steps) == 1 and node.bind is None:
+                return steps[0]
+            return replace(node, steps=steps)
+    return node
+
+
+def diverges(node: ir.Node) -> bool:
+    """True when ``node`` can never complete normally (it loops forever or jumps out)."""
+    if isinstance(node, ir.Break):
+        return True
+    if isinstance(node, ir.Loop):
+        if breaks_out(node):
+            return False
+        return node.condition is None or diverges(node.body) or diverges(node.condition)
+    if isinstance(node, ir.Seq):
+        return any(diverges(step) for step in node.steps)
+    if isinstance(node, ir.Join):
+        return any(diverges(branch) for branch in node.branches)
+    if isinstance(node, ir.Race):
+        return all(diverges(branch) for branch in node.branches)
+    if isinstance(node, ir.If):
+        if diverges(node.condition):
+            return True
+        return node.otherwise is not None and diverges(node.then) and diverges(node.otherwise)
+    if isinstance(node, ir.IfRows):
+        return node.otherwise is not None and diverges(node.then) and diverges(node.otherwise)
+    if isinstance(node, ir.Retry | ir.Timeout | ir.Undo):
+        return diverges(node.body)
+    return False
+
+
+def breaks_out(loop: ir.Loop) -> bool:
+    """True when a ``df.break`` inside ``loop`` (not inside a nested loop) can end it."""
+    stack = [loop.body] + ([loop.condition] if loop.condition is not None else [])
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ir.Break):
+            return True
+        if isinstance(node, ir.Loop):
+            continue
+        stack.extend(node.children())
+    return False

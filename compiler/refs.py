@@ -1,0 +1,213 @@
+"""Finding ``$name`` and ``{var}`` references in step text, the way the runtime substitutes them.
+
+The runtime (``runtime/substitution.py``) lexes SQL with PostgreSQL's rules: references in plain
+SQL, inside ``'…'`` literals and inside ``$tag$`` bodies are substituted; comments and quoted
+identifiers are left alone; ``$1`` is a parameter and ``$tag$`` a dollar quote, not a reference.
+Raw texts (HTTP url, body and header values, break values) are substituted everywhere. ``{var}``
+is substituted everywhere, before ``$name``.
+
+Besides the references, :func:`scan_sql` returns the SQL with each reference replaced by a
+placeholder *of the same length* and a suitable shape (a string literal for a value, an
+identifier for a ``$name.*`` row set or a ``{var}``), so the statement can be handed to the real
+PostgreSQL parser and every position it reports is a position in the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_PLAIN = re.compile(r"[^'\"$\-/]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One ``$name`` reference; offsets are into the decoded text."""
+
+    name: str
+    column: str | None
+    star: bool
+    nullsafe: bool
+    start: int
+    end: int
+    context: str  # "code" (plain SQL), "string", "dollar" or "raw"
+
+    @property
+    def spelled(self) -> str:
+        text = f"${self.name}"
+        if self.star:
+            return text + ".*"
+        if self.column is not None:
+            text += f".{self.column}"
+        return text + ("?" if self.nullsafe else "")
+
+
+@dataclass(frozen=True, slots=True)
+class VarRef:
+    """One ``{name}`` reference."""
+
+    name: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    refs: tuple[Ref, ...]
+    variables: tuple[VarRef, ...]
+    params: tuple[int, ...] = ()  # offsets of $1-style parameters in plain SQL
+    masked: str = ""  # SQL only: references replaced by same-length placeholders
+
+
+def _is_ident_char(char: str) -> bool:
+    return char.isalnum() or char in "_$" or ord(char) >= 0x80
+
+
+def _parse_ref(text: str, start: int, context: str) -> Ref | None:
+    match = _IDENT.match(text, start + 1)
+    if match is None:
+        return None
+    name, pos = match.group(0), match.end()
+    if text.startswith(".*", pos):
+        return Ref(name, None, True, False, start, pos + 2, context)
+    if text.startswith(".", pos):
+        column = _IDENT.match(text, pos + 1)
+        if column is not None:
+            end = column.end()
+            nullsafe = text.startswith("?", end)
+            return Ref(name, column.group(0), False, nullsafe, start, end + nullsafe, context)
+    if text.startswith("?", pos):
+        return Ref(name, None, False, True, start, pos + 1, context)
+    return Ref(name, None, False, False, start, pos, context)
+
+
+def _variables(text: str) -> tuple[VarRef, ...]:
+    if "{" not in text:
+        return ()
+    return tuple(VarRef(m.group(1), m.start(), m.end()) for m in _VAR.finditer(text))
+
+
+def _body_refs(text: str, start: int, end: int, context: str, out: list[Ref]) -> None:
+    i = text.find("$", start, end)
+    while i >= 0:
+        ref = _parse_ref(text, i, context)
+        if ref is not None and ref.end <= end:
+            out.append(ref)
+            i = text.find("$", ref.end, end)
+        else:
+            i = text.find("$", i + 1, end)
+
+
+@lru_cache(maxsize=4096)
+def scan_text(text: str) -> Scan:
+    """References in a raw text (HTTP fields, break values): substituted everywhere."""
+    refs: list[Ref] = []
+    if "$" in text:
+        _body_refs(text, 0, len(text), "raw", refs)
+    return Scan(tuple(refs), _variables(text))
+
+
+def _string_end(text: str, start: int, extended: bool) -> int:
+    i, n = start + 1, len(text)
+    while i < n:
+        char = text[i]
+        if extended and char == "\\":
+            i += 2
+            continue
+        if char == "'":
+            if i + 1 < n and text[i + 1] == "'":
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return n
+
+
+def _comment_end(text: str, start: int) -> int:
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        if text.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif text.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
+@lru_cache(maxsize=8192)
+def scan_sql(text: str) -> Scan:
+    """References in SQL text, and the text with placeholders for the PostgreSQL parser."""
+    variables = _variables(text)
+    if "$" not in text and not variables:
+        return Scan((), (), (), text)
+    masked = list(text)
+    for var in variables:
+        # A {var} is raw text; an identifier is the shape that parses in most places it is
+        # used (schema, table and column names, numbers in LIMIT), and inside literals any
+        # text is fine.
+        masked[var.start] = masked[var.end - 1] = "_"
+    refs: list[Ref] = []
+    params: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        plain = _PLAIN.match(text, i)
+        if plain is not None:
+            i = plain.end()
+            continue
+        char = text[i]
+        if char == "'":
+            prefix = text[i - 1] if i > 0 else ""
+            before = text[i - 2] if i > 1 else ""
+            extended = prefix in ("e", "E") and not (before and _is_ident_char(before))
+            end = _string_end(text, i, extended)
+            _body_refs(text, i + 1, end, "string", refs)
+            i = end
+        elif char == '"':
+            end = text.find('"', i + 1)
+            while end >= 0 and text.startswith('""', end):
+                end = text.find('"', end + 2)
+            i = n if end < 0 else end + 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            i = _comment_end(text, i)
+        elif char == "$":
+            i = _dollar(text, i, refs, params, masked)
+        else:
+            i += 1
+    return Scan(tuple(refs), variables, tuple(params), "".join(masked))
+
+
+def _dollar(text: str, i: int, refs: list[Ref], params: list[int], masked: list[str]) -> int:
+    if i > 0 and _is_ident_char(text[i - 1]):
+        return i + 1
+    tag = _DOLLAR_TAG.match(text, i)
+    if tag is not None:
+        close = text.find(tag.group(0), tag.end())
+        body_end = len(text) if close < 0 else close
+        _body_refs(text, tag.end(), body_end, "dollar", refs)
+        return len(text) if close < 0 else close + len(tag.group(0))
+    if i + 1 < len(text) and text[i + 1].isdigit():
+        params.append(i)
+        return i + 1
+    ref = _parse_ref(text, i, "code")
+    if ref is None:
+        return i + 1
+    refs.append(ref)
+    length = ref.end - ref.start
+    # A row set becomes a FROM item, an identifier of the same length; a value becomes a
+    # literal: the runtime renders numbers, booleans, NULL and strings, and a string literal
+    # is valid wherever any of those is.
+    placeholder = "_" * length if ref.star else "'" + "x" * (length - 2) + "'"
+    masked[ref.start : ref.end] = placeholder
+    return ref.end
