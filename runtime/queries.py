@@ -30,7 +30,7 @@ def _load() -> dict[str, str]:
 def query(name: str) -> sql.SQL:
     """The named query, ready for ``cursor.execute``."""
     try:
-        return sql.SQL(_load()[name])  # type: ignore[arg-type]
+        return sql.SQL(_load()[name])
     except KeyError:
         raise KeyError(f"no query named {name!r} in runtime/sql/queries.sql") from None
 

@@ -170,5 +170,5 @@ def test_unsupported_kind_fails_with_a_message(dsn: str) -> None:
 
 
 def test_plain_sql_string_is_a_workflow(dsn: str) -> None:
-    iid, status, res = run(dsn, "SELECT 42 AS answer")
+    _, status, res = run(dsn, "SELECT 42 AS answer")
     assert (status, res) == ("completed", {"rows": [{"answer": 42}], "row_count": 1})
