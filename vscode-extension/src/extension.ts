@@ -11,7 +11,7 @@ import { SECTION, needsRestart, readSettings, type Settings } from "./settings";
 
 let current: Settings | undefined;
 
-export async function activate(context: vscode.ExtensionContext): Promise<void> {
+export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     log.outputChannel(),
     vscode.commands.registerCommand("dfc.restartServer", () => restart("restart requested")),
@@ -24,7 +24,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => restart("workspace trusted")),
   );
-  await restart("activated");
+  // Not awaited: a slow or missing server must not hold up activation; failures are reported.
+  void restart("activated");
 }
 
 export async function deactivate(): Promise<void> {
