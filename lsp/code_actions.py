@@ -54,15 +54,20 @@ def code_actions(
         for diagnostic in state.analysis.diagnostics:
             if not _same(diagnostic, wanted, state):
                 continue
-            titles = set()
+            offered: set[str] = set()
             for index, fix in enumerate(diagnostic.fixes):
                 edits = [
                     lsp.TextEdit(lines.range(e.span.start, e.span.end), e.text) for e in fix.edits
                 ]
-                titles.add(fix.title)
+                offered.add(repr(edits))
                 actions.append(_action(fix.title, state.uri, edits, wanted, index == 0))
             for extra in _extra_fixes(state, diagnostic, wanted):
-                if extra.title not in titles:
+                # The compiler's own fix wins over an equivalent one of ours.
+                if extra.edit is None or extra.edit.changes is None:
+                    continue
+                key = repr(extra.edit.changes[state.uri])
+                if key not in offered:
+                    offered.add(key)
                     actions.append(extra)
     return actions
 

@@ -387,7 +387,10 @@ def _in_string(
         replace = lines.range(offset - (len(word.group(0)) if word else 0), offset)
         call = call_at(chunk, local)
         if call is not None and call.name == "if_rows":
-            return _name_items(_bindings_at(state, offset), replace, schema)
+            # Names in scope where the call starts: its own argument need not parse yet.
+            call_start = chunk.rfind("df", 0, call.name_start)
+            at = offset - local + (call_start if call_start >= 0 else call.name_start)
+            return _name_items(_bindings_at(state, at), replace, schema)
         return []
     if role in ("cron", "label"):
         return []

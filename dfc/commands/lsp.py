@@ -47,9 +47,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from lsp.speedups import install
-
-    install()
     from lsp.server import create_server
 
     server = create_server()

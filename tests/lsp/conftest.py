@@ -8,22 +8,15 @@ test opens its own document URI.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
-from lsp.speedups import install as _install_speedups
-
-_install_speedups()
 
 CLIENTS = ["visual-studio-code", "neovim"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,93 +43,3 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest) -> 
     await lsp_client.initialize_session(params)
     yield
     await lsp_client.shutdown_session()
-
-
-def new_uri(stem: str = "doc") -> str:
-    return (WORKSPACE / f"{stem}_{next(_counter)}.dsql").as_uri()
-
-
-@dataclass
-class Doc:
-    """An open document of a test client, with helpers to edit it and wait for diagnostics."""
-
-    client: LanguageClient
-    uri: str
-    text: str
-    version: int = 1
-
-    def pos(self, needle: str, delta: int = 0, occurrence: int = 0) -> lsp.Position:
-        """The LSP position of the ``occurrence``-th ``needle`` plus ``delta`` characters."""
-        index = -1
-        for _ in range(occurrence + 1):
-            index = self.text.index(needle, index + 1)
-        offset = index + delta
-        line = self.text.count("\n", 0, offset)
-        start = self.text.rfind("\n", 0, offset) + 1
-        column = len(self.text[start:offset].encode("utf-16-le")) // 2
-        return lsp.Position(line=line, character=column)
-
-    def ident(self) -> lsp.TextDocumentIdentifier:
-        return lsp.TextDocumentIdentifier(uri=self.uri)
-
-    def change(self, text: str) -> None:
-        self.version += 1
-        self.text = text
-        self.client.text_document_did_change(
-            lsp.DidChangeTextDocumentParams(
-                text_document=lsp.VersionedTextDocumentIdentifier(
-                    uri=self.uri, version=self.version
-                ),
-                content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)],
-            )
-        )
-
-    def edit(self, start: lsp.Position, end: lsp.Position, new_text: str) -> None:
-        """An incremental edit, as editors send them."""
-        self.version += 1
-        self.client.text_document_did_change(
-            lsp.DidChangeTextDocumentParams(
-                text_document=lsp.VersionedTextDocumentIdentifier(
-                    uri=self.uri, version=self.version
-                ),
-                content_changes=[
-                    lsp.TextDocumentContentChangePartial(
-                        range=lsp.Range(start=start, end=end), text=new_text
-                    )
-                ],
-            )
-        )
-
-    async def diagnostics(
-        self, until: Callable[[list[lsp.Diagnostic]], bool] | None = None, timeout: float = 60
-    ) -> list[lsp.Diagnostic]:
-        """The latest diagnostics for this document, waiting until ``until`` holds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            found = self.client.diagnostics.get(self.uri)
-            if found is not None and (until is None or until(list(found))):
-                return list(found)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"no matching diagnostics for {self.uri}: {found!r}")
-            try:
-                await asyncio.wait_for(
-                    self.client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS),
-                    remaining,
-                )
-            except TimeoutError:
-                continue
-
-
-async def open_doc(client: LanguageClient, text: str, stem: str = "doc", **kwargs: Any) -> Doc:
-    uri = kwargs.get("uri") or new_uri(stem)
-    client.diagnostics.pop(uri, None)
-    client.text_document_did_open(
-        lsp.DidOpenTextDocumentParams(
-            text_document=lsp.TextDocumentItem(uri=uri, language_id="dsql", version=1, text=text)
-        )
-    )
-    doc = Doc(client, uri, text)
-    await doc.diagnostics()
-    return doc

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from lsp_e2e import open_doc
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
 from compiler.api import check_text
-from tests.lsp.conftest import open_doc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
