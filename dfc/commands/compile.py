@@ -108,8 +108,12 @@ def _explain_passes(console: Console, passes: list[Any]) -> None:
             highlight=False,
         )
         if record.changed:
-            console.print(f"    before: {show(record.before)}", highlight=False, markup=False, soft_wrap=True)
-            console.print(f"    after:  {show(record.after)}", highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                f"    before: {show(record.before)}", highlight=False, markup=False, soft_wrap=True
+            )
+            console.print(
+                f"    after:  {show(record.after)}", highlight=False, markup=False, soft_wrap=True
+            )
 
 
 def _dollar_quote(text: str, tag: str) -> str:
