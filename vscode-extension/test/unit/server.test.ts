@@ -36,6 +36,14 @@ describe("dfc lsp, started the way the extension starts it", { skip: python === 
   let connection: MessageConnection;
   const diagnostics = new Map<string, (value: Diagnostic[]) => void>();
   let stderr = "";
+  let stopping = false;
+  // Settles only if the server dies on its own; every wait races against it, so a crashing
+  // server fails the test with its stderr instead of leaving a request pending forever.
+  let died: Promise<never>;
+
+  function orDied<T>(pending: Promise<T>): Promise<T> {
+    return Promise.race([pending, died]);
+  }
 
   before(() => {
     const { settings } = parseSettings({ get: (key) => ({ interpreter: python })[key] });
@@ -43,6 +51,13 @@ describe("dfc lsp, started the way the extension starts it", { skip: python === 
     assert.deepEqual(args, ["-m", "dfc", "lsp"]);
     child = spawn(command, args, { cwd: repository, stdio: ["pipe", "pipe", "pipe"] });
     child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    died = new Promise<never>((_, reject) => {
+      child.on("exit", (code, signal) => {
+        if (!stopping) reject(new Error(`dfc lsp exited early (code ${code}, signal ${signal}):\n${stderr}`));
+      });
+      child.on("error", (err) => reject(new Error(`dfc lsp did not start: ${err.message}`)));
+    });
+    died.catch(() => undefined);
     connection = createMessageConnection(
       new StreamMessageReader(child.stdout!),
       new StreamMessageWriter(child.stdin!),
@@ -54,6 +69,8 @@ describe("dfc lsp, started the way the extension starts it", { skip: python === 
   });
 
   after(async () => {
+    stopping = true;
+    if (child.exitCode !== null) return connection.dispose();
     try {
       await connection.sendRequest("shutdown");
       await connection.sendNotification("exit");
@@ -65,12 +82,12 @@ describe("dfc lsp, started the way the extension starts it", { skip: python === 
 
   it("initializes with the extension's initializationOptions", async () => {
     const { settings } = parseSettings({ get: () => undefined });
-    const result = await connection.sendRequest<{ capabilities: Record<string, unknown> }>("initialize", {
+    const result = await orDied(connection.sendRequest<{ capabilities: Record<string, unknown> }>("initialize", {
       processId: process.pid,
       rootUri: pathToFileURL(repository).href,
       capabilities: {},
       initializationOptions: initializationOptions(settings),
-    });
+    }));
     assert.ok(result.capabilities["textDocumentSync"] !== undefined, `capabilities: ${JSON.stringify(result.capabilities)}\n${stderr}`);
     await connection.sendNotification("initialized", {});
   });
@@ -86,7 +103,7 @@ describe("dfc lsp, started the way the extension starts it", { skip: python === 
     await connection.sendNotification("textDocument/didOpen", {
       textDocument: { uri, languageId: "dsql", version: 1, text: "'SELECT 1' ~> ;\n" },
     });
-    const found = await published;
+    const found = await orDied(published);
     // The wording belongs to the compiler; the contract here is a coded error on the bad line.
     assert.ok(
       found.some((d) => d.range.start.line === 0 && d.code !== undefined && d.severity === 1),
