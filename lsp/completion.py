@@ -28,6 +28,7 @@ from compiler.catalogue import load as load_catalogue
 from compiler.refs import scan_sql
 from compiler.sqlshape import analyse
 from lsp.context import (
+    StringContext,
     at_statement_start,
     call_at,
     in_comment,
@@ -267,7 +268,7 @@ def _variable_items(
 
 
 def _sql_items(
-    sql_before: str, replace: lsp.Range, schema: Schema | None
+    sql_before: str, sql_all: str, replace: lsp.Range, schema: Schema | None
 ) -> list[lsp.CompletionItem]:
     dotted = _TABLE_DOT.search(sql_before)
     if dotted is not None and schema is not None:
@@ -292,7 +293,7 @@ def _sql_items(
         for keyword in SQL_KEYWORDS
     ]
     if schema is not None:
-        mentioned = {m.group(1).lower() for m in _FROM_TABLES.finditer(sql_before)}
+        mentioned = {m.group(1).lower() for m in _FROM_TABLES.finditer(sql_all)}
         for table in schema.tables:
             label = table.name if table.schema == "public" else table.qualified
             items.append(
@@ -341,7 +342,7 @@ def complete(
     if string is not None:
         return lsp.CompletionList(
             is_incomplete=False,
-            items=_in_string(state, offset, chunk, local, string.body_start, string.role, schema),
+            items=_in_string(state, offset, chunk, local, string, schema),
         )
     before = chunk[:local]
     df_prefix = _DF_PREFIX.search(before)
@@ -376,11 +377,13 @@ def _in_string(
     offset: int,
     chunk: str,
     local: int,
-    body_start: int,
-    role: str,
+    string: StringContext,
     schema: Schema | None,
 ) -> list[lsp.CompletionItem]:
     lines = state.lines
+    body_start, role = string.body_start, string.role
+    lexeme = string.lexeme
+    string_end = lexeme.end - (len(lexeme.closer) if lexeme.closed else 0)
     inside = chunk[body_start:local]
     if role == "name":
         word = _WORD_PREFIX.search(inside)
@@ -423,5 +426,5 @@ def _in_string(
     if role == "sql":
         word = _WORD_PREFIX.search(inside)
         replace = lines.range(offset - (len(word.group(0)) if word else 0), offset)
-        return _sql_items(inside, replace, schema)
+        return _sql_items(inside, chunk[body_start:string_end], replace, schema)
     return []
