@@ -12,6 +12,9 @@ are emitted only for a file without errors.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +47,21 @@ class Compilation:
         return any(d.is_error for d in self.diagnostics)
 
 
+@contextmanager
+def _deep_recursion(limit: int = 20_000) -> Iterator[None]:
+    """Room for the recursive stages on deeply nested input (depth is limited by DFC512).
+
+    Parsing is iterative (LALR); lowering, checking and emitting recurse once or a few times per
+    nesting level, which Python's default limit of 1000 frames cuts off before 256 levels.
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def run(
     text: str,
     filename: str = "<input>",
@@ -52,6 +70,11 @@ def run(
     optimize_level: int = 1,
 ) -> Compilation:
     """Run the stages up to and including ``until``; never raises on bad input."""
+    with _deep_recursion():
+        return _run(text, filename, until, optimize_level)
+
+
+def _run(text: str, filename: str, until: str, optimize_level: int) -> Compilation:
     source = SourceFile(filename, text)
     sink = DiagnosticSink()
     parsed = parse(source, sink)

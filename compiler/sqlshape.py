@@ -344,7 +344,7 @@ def _evaluate(node: JsonNode) -> object:
         if "boolval" in body:
             return bool(body["boolval"].get("boolval", False))
         if "ival" in body:
-            return int(body["ival"].get("ival", 0))
+            return _int4(int(body["ival"].get("ival", 0)))
         if "fval" in body:
             return float(body["fval"]["fval"])
         if "sval" in body:
@@ -404,8 +404,18 @@ def _evaluate(node: JsonNode) -> object:
                 raise _NotConstant
             return bool(_COMPARE[op](left, right))
         if op in _ARITHMETIC and _numeric(left) and _numeric(right):
-            return _ARITHMETIC[op](left, right)
+            return _int4(_ARITHMETIC[op](left, right))
     raise _NotConstant
+
+
+_INT4 = 2**31
+
+
+def _int4(value: object) -> object:
+    """Integer results outside int4 would overflow (or change type) in PostgreSQL."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT4 <= value < _INT4:
+        raise _NotConstant
+    return value
 
 
 def _numeric(value: object) -> bool:

@@ -43,6 +43,8 @@ class CheckContext:
         Texts taken from inside a JSON literal (header values, multipart parts) have no exact
         map back to the file; their positions fall back to the whole literal.
         """
+        if not text.breaks:
+            return text.span
         span = text.file_span(self.source, start, end)
         if span.start < text.span.start or span.end > text.span.end:
             return text.span
@@ -88,9 +90,9 @@ def _header_texts(headers: ir.Json | None) -> Iterator[ir.Text]:
 
 
 def _json_text(value: str, span: Span) -> ir.Text:
-    # Values inside a JSON literal have no exact map back to the file; they point at the
-    # literal as a whole.
-    return ir.Text(value=value, span=span, breaks=((0, span.start),))
+    # Values inside a JSON literal have no exact map back to the file: no breaks, so that
+    # positions inside them fall back to the literal as a whole (see CheckContext.span).
+    return ir.Text(value=value, span=span, breaks=())
 
 
 def text_scan(text: ir.Text) -> Scan:

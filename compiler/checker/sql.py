@@ -54,15 +54,20 @@ def _check_step(ctx: CheckContext, node: ir.Sql, is_condition: bool) -> None:
                 fixes=(Fix("Add SELECT", (Edit(ctx.source.span(at, at), "SELECT "),)),),
             )
             return
-        start = min(shape.error_offset, max(len(text.value) - 1, 0))
         near = _NEAR.search(shape.error)
-        length = len(near.group(1).replace('""', '"')) if near else 1
-        end = min(start + max(length, 1), len(text.value))
+        if shape.error_offset >= len(text.value.rstrip()) or near is None:
+            # "at end of input": point just past the statement (the closing quote).
+            at = text.file_offset(len(text.value))
+            span = ctx.source.span(at, at + 1)
+        else:
+            start = shape.error_offset
+            end = min(start + max(len(near.group(1).replace('""', '"')), 1), len(text.value))
+            span = ctx.span(text, start, end)
         ctx.sink.add(
             "DFC401",
-            ctx.span(text, start, max(end, start + 1)),
+            span,
             f"SQL syntax error: {shape.error}",
-            hint=_syntax_hint(text.value, scan.masked, start),
+            hint=_syntax_hint(text.value, scan.masked, shape.error_offset),
         )
         return
     if shape.statements == 0:

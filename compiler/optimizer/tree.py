@@ -101,7 +101,7 @@ def _operand(node: ir.Node, text: str) -> str:
     compound = isinstance(node, ir.Seq | ir.Join | ir.Race | ir.If | ir.Undo) or (
         isinstance(node, ir.Loop) and node.condition is None
     )
-    return f"({text})" if compound or (node.bind is not None and " " in text) else text
+    return f"({text})" if compound else text
 
 
 def _part(node: ir.Node) -> str:
