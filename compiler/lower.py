@@ -170,6 +170,8 @@ class _Lowerer:
                 "DFC210",
                 text.span,
                 f"invalid transaction_mode {text.value!r}: expected 'caller' or 'new'",
+                hint="'caller' starts the workflow when the calling transaction commits; "
+                "'new' starts it even if the caller rolls back.",
             )
             return "caller"
         return mode
@@ -213,6 +215,7 @@ class _Lowerer:
                     "DFC109",
                     self.source.span(error.offset, error.offset + error.length),
                     error.message,
+                    hint=error.hint,
                 )
                 return ErrorValue(span)
             if previous is not None and not self._continues(previous, token, decoded.kind):
@@ -311,6 +314,8 @@ class _Lowerer:
         elif type_name in _TEXT_TYPES:
             if isinstance(value, StrValue | NullValue):
                 return value
+            if isinstance(value, BoolValue | IntValue | NumValue):
+                return self._as_text_value(value, span)
         elif type_name in _INT_TYPES:
             converted = self._to_int(value)
             if converted is not None:
@@ -332,8 +337,19 @@ class _Lowerer:
             "DFC209",
             span,
             f"cannot cast {value.describe()} to {type_name}",
+            hint=f"Write a literal that is a valid {type_name}, or remove the cast.",
         )
         return ErrorValue(span)
+
+    def _as_text_value(self, value: BoolValue | IntValue | NumValue, span: Span) -> StrValue:
+        """PostgreSQL's text form of a constant: ``true``/``false``, or the number as written."""
+        if isinstance(value, BoolValue):
+            text = "true" if value.value else "false"
+        elif isinstance(value, IntValue):
+            text = str(value.value)
+        else:
+            text = "".join(self.source.text[value.span.start : value.span.end].split())
+        return StrValue(span, ir.Text(value=text, span=span, breaks=((0, span.start),)), "quote")
 
     def _bad_cast(self, type_tree: Subtree, type_name: str) -> Value:
         self.sink.add(
@@ -353,6 +369,8 @@ class _Lowerer:
                 "DFC208",
                 self.source.span(at, at + 1),
                 f"invalid JSON: {error.msg}",
+                hint="The caret marks where the JSON stops making sense: keys and strings "
+                "need double quotes, and lists and objects take no trailing comma.",
             )
             return ErrorValue(span)
         return JsonValue(span, parsed)
@@ -472,14 +490,16 @@ class _Lowerer:
                 if isinstance(arg, Tree):
                     self._arg_value(arg)
             return ErrorValue(span)
-        args = self._bind_args(function, arg_trees, span)
-        if args is None:
-            return ErrorValue(span)
+        args, ok = self._bind_args(function, arg_trees, span)
         if function.category != "node":
-            return CallValue(span, function, args, name_span)
+            return CallValue(span, function, args, name_span) if ok else ErrorValue(span)
+        if any(p.required and p.name not in args for p in function.params):
+            return ErrorValue(span)
+        # Build even after an argument error: the builder checks the other arguments (it
+        # skips values that already failed), so independent mistakes are all reported.
         builder = getattr(self, f"_build_{function.name}")
         node: ir.Node | None = builder(function, args, span)
-        if node is None:
+        if node is None or not ok:
             return ErrorValue(span)
         return NodeValue(span, node)
 
@@ -514,7 +534,8 @@ class _Lowerer:
 
     def _bind_args(
         self, function: Function, arg_trees: Sequence[Subtree | Token | None], span: Span
-    ) -> dict[str, Value] | None:
+    ) -> tuple[dict[str, Value], bool]:
+        """Bind arguments to parameters: the values bound, and whether binding succeeded."""
         bound: dict[str, Value] = {}
         ok = True
         seen_named = False
@@ -547,7 +568,12 @@ class _Lowerer:
                     ok = False
                     continue
                 if name in bound:
-                    self.sink.add("DFC205", self.span(arg), f"argument {name!r} is given twice")
+                    self.sink.add(
+                        "DFC205",
+                        self.span(arg),
+                        f"argument {name!r} is given twice",
+                        hint="Give each argument once, by position or by name.",
+                    )
                     ok = False
                     continue
                 bound[name] = value
@@ -585,7 +611,7 @@ class _Lowerer:
                 ok = False
         if any(isinstance(v, ErrorValue) for v in bound.values()):
             ok = False
-        return bound if ok else None
+        return bound, ok
 
     def _arg_value(self, arg: Subtree) -> Value:
         return self.expr(_child(arg, -1))
@@ -609,13 +635,18 @@ class _Lowerer:
                     "DFC206",
                     value.span,
                     f"{name} needs literal values here, not {value.describe()}",
+                    hint="dfc builds the JSON at compile time: use strings, numbers, true, "
+                    "false, NULL or nested json(b)_build_* calls.",
                 )
                 return ErrorValue(span)
         if name.endswith("_array"):
             return JsonValue(span, plain)
         if len(plain) % 2:
             self.sink.add(
-                "DFC210", span, f"{name} needs an even number of arguments (key, value, ...)"
+                "DFC210",
+                span,
+                f"{name} needs an even number of arguments (key, value, ...)",
+                hint="Give a value after every key.",
             )
             return ErrorValue(span)
         return JsonValue(span, {str(plain[i]): plain[i + 1] for i in range(0, len(plain), 2)})
@@ -655,7 +686,12 @@ class _Lowerer:
         if isinstance(value, StrValue):
             return value.text
         what = f"{param.name!r}" if param else "this argument"
-        self.sink.add("DFC206", value.span, f"{what} must be a string, found {value.describe()}")
+        self.sink.add(
+            "DFC206",
+            value.span,
+            f"{what} must be a string, found {value.describe()}",
+            hint="Write it in single quotes, e.g. 'text'.",
+        )
         return None
 
     def as_name(self, value: Value) -> ir.Name | None:
@@ -663,12 +699,20 @@ class _Lowerer:
             return None
         if not isinstance(value, StrValue):
             self.sink.add(
-                "DFC207", value.span, f"a result name must be a string, found {value.describe()}"
+                "DFC207",
+                value.span,
+                f"a result name must be a string, found {value.describe()}",
+                hint="Write the name in quotes, e.g. 'total'.",
             )
             return None
         name = value.text.value
         if not name:
-            self.sink.add("DFC207", value.span, "a result name cannot be empty")
+            self.sink.add(
+                "DFC207",
+                value.span,
+                "a result name cannot be empty",
+                hint="Name the result with an identifier, e.g. |=> 'total'.",
+            )
             return None
         if not IDENTIFIER.match(name):
             suggestion = re.sub(r"\W", "_", name)
@@ -693,7 +737,7 @@ class _Lowerer:
         converted = self._to_int(value)
         if converted is not None and not isinstance(value, NumValue):
             return converted, value.span
-        hint = None
+        hint = f"Write a whole number, e.g. {function.qualified_name}(..., 60)."
         if isinstance(value, NumValue):
             hint = f"pg_durable declares {param.name} as integer and PostgreSQL has no implicit cast from a decimal; write a whole number."
         self.sink.add(
@@ -715,6 +759,7 @@ class _Lowerer:
                 "DFC206",
                 value.span,
                 f"{function.qualified_name}: {param.name!r} must be a number, found {value.describe()}",
+                hint="Write a number such as 30 or 2.5.",
             )
             return None
         return number, value.span
@@ -743,7 +788,12 @@ class _Lowerer:
         text = self.as_text(args["query"], function.params[0])
         if text is None:
             if isinstance(args["query"], NullValue):
-                self.sink.add("DFC206", args["query"].span, "df.sql needs SQL text, not NULL")
+                self.sink.add(
+                    "DFC206",
+                    args["query"].span,
+                    "df.sql needs SQL text, not NULL",
+                    hint="Write the statement in quotes, e.g. df.sql('SELECT 1').",
+                )
             return None
         return ir.Sql(span=span, sql=text)
 
@@ -818,7 +868,10 @@ class _Lowerer:
         if seconds is None:
             if isinstance(args["seconds"], NullValue):
                 self.sink.add(
-                    "DFC206", args["seconds"].span, "df.sleep needs a number of seconds, not NULL"
+                    "DFC206",
+                    args["seconds"].span,
+                    "df.sleep needs a number of seconds, not NULL",
+                    hint="Write a whole number of seconds, e.g. df.sleep(60).",
                 )
             return None
         return ir.Sleep(span=span, seconds=seconds[0], seconds_span=seconds[1])
@@ -851,7 +904,10 @@ class _Lowerer:
         if url is None:
             if isinstance(args["url"], NullValue):
                 self.sink.add(
-                    "DFC206", args["url"].span, f"{function.qualified_name} needs a URL, not NULL"
+                    "DFC206",
+                    args["url"].span,
+                    f"{function.qualified_name} needs a URL, not NULL",
+                    hint="Write the URL in quotes; {var} references are substituted at run time.",
                 )
             return None
         method = self.as_text(args.get("method"), function.param("method"))

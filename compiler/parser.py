@@ -9,6 +9,7 @@ do not travel further than :mod:`compiler.lower`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from copy import copy
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import BasicLexer, LexerThread, PatternStr
 
-from compiler.diagnostics import DiagnosticSink
+from compiler.diagnostics import DiagnosticSink, Related
 from compiler.ir import Comment
 from compiler.source import SourceFile
 
@@ -97,7 +98,13 @@ def parse(source: SourceFile, sink: DiagnosticSink | None = None) -> ParseResult
     """Lex and parse a whole file; never raises on bad input."""
     sink = sink if sink is not None else DiagnosticSink()
     result = ParseResult(source, [], [], sink)
-    for tokens in _statements(source, _lex(source), result):
+    for tokens, lex_error in _statements(source, _lex(source), result):
+        if lex_error is not None:
+            # Report the first problem of the statement: a syntax error before the bad
+            # character (e.g. the SELECT of a sub-query) says more than the character does.
+            if not _parse_prefix(source, tokens, sink):
+                _lex_error(source, lex_error, sink)
+            continue
         tree = _parse_statement(source, tokens, sink)
         result.statements.append(ParsedStatement(tokens, tree))
     return result
@@ -118,7 +125,7 @@ def _trivia_lexer() -> BasicLexer:
 
 def _lex(source: SourceFile) -> Iterator[Token]:
     try:
-        yield from LexerThread.from_text(_trivia_lexer(), source.text).lex(None)
+        yield from LexerThread.from_text(_trivia_lexer(), source.text).lex(None)  # type: ignore[no-untyped-call]
     except UnexpectedCharacters as error:  # pragma: no cover - STRAY makes lexing total
         offset = error.pos_in_stream or 0
         yield Token("STRAY", source.text[offset : offset + 1], offset, error.line, error.column)
@@ -126,10 +133,13 @@ def _lex(source: SourceFile) -> Iterator[Token]:
 
 def _statements(
     source: SourceFile, tokens: Iterable[Token], result: ParseResult
-) -> Iterator[list[Token]]:
-    """Split the token stream at semicolons; report lexical errors and drop trivia."""
+) -> Iterator[tuple[list[Token], Token | None]]:
+    """Split the token stream at semicolons, dropping trivia (comments are kept aside).
+
+    Each statement comes with its first lexical error, if any; the tokens are those before it.
+    """
     current: list[Token] = []
-    broken = False
+    error: Token | None = None
     for token in tokens:
         kind = token.type
         if kind in TRIVIA:
@@ -140,31 +150,39 @@ def _statements(
                 )
             continue
         if kind == "SEMICOLON":
-            if current and not broken:
-                yield current
-            current, broken = [], False
+            if current or error is not None:
+                yield current, error
+            current, error = [], None
+            continue
+        if error is not None:
             continue
         if kind in _LEX_ERRORS or kind == "STRAY":
-            if not broken:
-                _lex_error(source, token, result.diagnostics)
-            broken = True
+            error = token
             continue
         current.append(token)
-    if current and not broken:
-        yield current
+    if current or error is not None:
+        yield current, error
 
 
 def _lex_error(source: SourceFile, token: Token, sink: DiagnosticSink) -> None:
     start = token.start_pos or 0
     if token.type == "STRAY":
+        hint = (
+            "psql meta-commands (\\gset, \\watch, ...) are not part of a workflow file; remove it."
+            if str(token) == "\\"
+            else "Steps are string literals or df.* calls joined by operators such as "
+            "~> & | ?> !> @>; anything else belongs inside a SQL string."
+        )
         sink.add(
-            "DFC106",
-            source.span(start, start + 1),
-            f"unexpected character {token!s}",
-            hint="Steps are string literals or df.* calls joined by operators such as ~> & | ?> !> @>.",
+            "DFC106", source.span(start, start + 1), f"unexpected character {token!s}", hint=hint
         )
         return
     code, message, hint = _LEX_ERRORS[token.type]
+    if token.type == "UNTERMINATED_STRING" and str(token)[:1] in "Ee":
+        hint = (
+            "Close it with a quote. In E'...' a backslash escapes the next character, so \\' "
+            "is a quote inside the string, not its end."
+        )
     if token.type == "PSQL_VARIABLE":
         message = message.replace("{text}", str(token))
         end = start + len(token)
@@ -190,6 +208,18 @@ def _parse_statement(
         sink.add("DFC101", source.span(offset, offset + 1), "syntax error")
         return None
     return tree
+
+
+def _parse_prefix(source: SourceFile, tokens: list[Token], sink: DiagnosticSink) -> bool:
+    """Feed the tokens before a lexical error; report and return True on a syntax error."""
+    parser = lark_parser().parse_interactive(start="start")
+    try:
+        for token in tokens:
+            parser.feed_token(token)
+    except UnexpectedToken as error:
+        _syntax_error(source, error, tokens, sink)
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,38 +288,93 @@ def describe_expected(expected: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
+_OPERATORS = frozenset({"~>", "|", "&", "?>", "!>", "|=>", "<->", "||", "::", "=>", ":="})
+_OPERAND_TYPES = frozenset(
+    {"STRING", "IDENT", "INTEGER", "DECIMAL", "LPAR", "NULL", "TRUE", "FALSE", "MINUS"}
+)
+_MISSING_OPERATOR = "A ',' or an operator (~> & | ?> !> <-> |=>) may be missing before this."
+_CONCAT_HINT = (
+    "dfc compiles workflows ahead of time, so || can only join string literals. "
+    "Use {var} (declared with df.setvar) or $name references inside the SQL instead."
+)
+
+
 def _syntax_error(
     source: SourceFile, error: UnexpectedToken, tokens: list[Token], sink: DiagnosticSink
 ) -> None:
     token = error.token
     expected = set(error.expected or ())
     if token.type == "$END":
-        last = tokens[-1]
-        end = last.end_pos or 0
-        sink.add(
-            "DFC102",
-            source.span(end, end),
-            "unexpected end of statement; expected " + describe_expected(expected),
-            hint=_end_hint(tokens),
-        )
+        _end_error(source, tokens, expected, sink)
         return
     previous = _previous(tokens, token)
-    if previous is not None and previous.type == "IDENT" and expected <= {"LPAR", "DOT"}:
+    if (
+        previous is not None
+        and previous.type == "IDENT"
+        and expected <= {"LPAR", "DOT"} | _terminals_for("=>", ":=")
+    ):
         # A bare word where a step belongs: point at the word, not at what follows it.
         start = previous.start_pos or 0
         sink.add(
             "DFC101",
             source.span(start, start + len(previous)),
             f"name {previous!s} is not a step",
-            hint=_hint_for(previous, tokens, _OPERAND_START),
+            hint=_bare_word_hint(previous, tokens),
         )
         return
     start = token.start_pos or 0
     span = source.span(start, start + len(str(token)))
     message = f"unexpected {describe_token(token)}; expected {describe_expected(expected)}"
-    hint = _hint_for(token, tokens, expected)
-    code = "DFC110" if hint is not None and hint.startswith("dfc compiles") else "DFC101"
+    code, hint = _hint_for(source, token, previous, tokens, expected)
     sink.add(code, span, message, hint=hint)
+
+
+@cache
+def _terminals_for(*texts: str) -> frozenset[str]:
+    """The names Lark gave the anonymous terminals of these literal tokens."""
+    return frozenset(
+        t.name
+        for t in lark_parser().terminals
+        if isinstance(t.pattern, PatternStr) and t.pattern.value in texts
+    )
+
+
+def _end_error(
+    source: SourceFile, tokens: list[Token], expected: set[str], sink: DiagnosticSink
+) -> None:
+    last = tokens[-1]
+    end = last.end_pos or 0
+    if len(tokens) == 1 and last.type == "SELECT":
+        sink.add(
+            "DFC112",
+            source.span(last.start_pos or 0, end),
+            "SELECT with nothing after it",
+            hint="Write the workflow after SELECT, e.g. SELECT df.start('SELECT 1'); "
+            "or remove the statement.",
+        )
+        return
+    opened = _unclosed_parenthesis(tokens)
+    text = str(last)
+    related: tuple[Related, ...] = ()
+    if opened is not None:
+        hint = "Add the missing ')'."
+        start = opened.start_pos or 0
+        related = (Related(source.span(start, start + 1), "this '(' is not closed"),)
+    elif text in _OPERATORS:
+        hint = f"Add the step that follows '{text}', or remove the '{text}'."
+    elif last.type == "COMMA":
+        hint = "Add the argument that follows ',', or remove the ','."
+    elif last.type == "IDENT":
+        hint = f"A function call needs parentheses, e.g. {text}(...); SQL goes in quotes."
+    else:
+        hint = "The statement ends before the expression is complete."
+    sink.add(
+        "DFC102",
+        source.span(end, end),
+        "unexpected end of statement; expected " + describe_expected(expected),
+        hint=hint,
+        related=related,
+    )
 
 
 def _previous(tokens: list[Token], token: Token) -> Token | None:
@@ -299,32 +384,69 @@ def _previous(tokens: list[Token], token: Token) -> Token | None:
     return None
 
 
-def _end_hint(tokens: list[Token]) -> str | None:
-    depth = sum(1 if t.type == "LPAR" else -1 if t.type == "RPAR" else 0 for t in tokens)
-    if depth > 0:
-        return f"{depth} '(' not closed."
-    return None
+def _unclosed_parenthesis(tokens: list[Token], stop: Token | None = None) -> Token | None:
+    """The innermost '(' still open before ``stop`` (or at the end), if any."""
+    stack: list[Token] = []
+    for token in tokens:
+        if token is stop:
+            break
+        if token.type == "LPAR":
+            stack.append(token)
+        elif token.type == "RPAR" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
-def _hint_for(token: Token, tokens: list[Token], expected: set[str]) -> str | None:
+def _bare_word_hint(word: Token, tokens: list[Token]) -> str:
+    text = str(word)
+    if word is tokens[0] and difflib.get_close_matches(text.upper(), ["SELECT"], n=1, cutoff=0.6):
+        return "Did you mean SELECT?"
+    return (
+        f"Steps are SQL in quotes: write '{text}' for SQL, or df.{text}(...) for a df.* function."
+    )
+
+
+def _hint_for(
+    source: SourceFile,
+    token: Token,
+    previous: Token | None,
+    tokens: list[Token],
+    expected: set[str],
+) -> tuple[str, str]:
+    """The code and hint of an unexpected token, from the token and the one before it."""
     text = str(token)
-    if text == "||":
-        return (
-            "dfc compiles workflows ahead of time, so || can only join string literals. "
-            "Use {var} (declared with df.setvar) or $name references inside the SQL instead."
-        )
+    before = str(previous) if previous is not None else None
+    if text == "||" or before == "||":
+        return "DFC110", _CONCAT_HINT
     if token.type == "SELECT":
-        return (
+        return "DFC110", (
             "dfc compiles workflows ahead of time: a sub-query that builds a workflow at run "
             "time cannot be compiled. Write the workflow itself in the file."
         )
+    if token.type == "IDENT" and text.lower() in {"and", "or", "not"}:
+        return "DFC101", "Conditions are SQL: put them inside the string, e.g. 'SELECT a AND b'."
+    if before == "|=>":
+        return "DFC101", "|=> takes the result name as a string literal, e.g. |=> 'total'."
+    if token.type == "RPAR":
+        if previous is not None and previous.type == "COMMA":
+            return "DFC101", "Remove the ',' before ')', or add the missing argument."
+        if _unclosed_parenthesis(tokens, token) is None:
+            return "DFC101", "This ')' has no matching '('; remove it."
+    if text in _OPERATORS:
+        if previous is None or previous.type in {"LPAR", "COMMA", "SELECT"}:
+            return "DFC101", f"'{text}' needs a step on its left."
+        if str(previous) in _OPERATORS:
+            return "DFC101", f"A step is missing between '{previous!s}' and '{text}'."
+        if text == "!>":
+            return (
+                "DFC101",
+                "!> (else) only follows an if: write condition ?> then_step !> else_step.",
+            )
     if token.type == "IDENT" and expected & _OPERAND_START:
-        return (
+        return "DFC101", (
             f"Steps are SQL in quotes: write '{text}' for SQL, or df.{text}(...) for a df.* "
             "function."
         )
-    if token.type == "STRING" and "RPAR" in expected:
-        return "A ',' or an operator (~> & | ?> !> <-> |=>) may be missing before this string."
-    if token.type == "IDENT" and text.lower() in {"and", "or", "not"}:
-        return "Conditions are SQL: put them inside the string, e.g. 'SELECT a AND b'."
-    return None
+    if (token.type in _OPERAND_TYPES or text == "@>") and expected & {"RPAR", "COMMA", "$END"}:
+        return "DFC101", _MISSING_OPERATOR
+    return "DFC101", "Check the expression at this position against the operators and df.* calls."

@@ -21,11 +21,12 @@ _DOLLAR_TAG = re.compile(r"\$([^$]*)\$")
 class StringError(Exception):
     """A malformed escape; ``offset`` is the file offset where it starts."""
 
-    def __init__(self, offset: int, length: int, message: str) -> None:
+    def __init__(self, offset: int, length: int, message: str, hint: str) -> None:
         super().__init__(message)
         self.offset = offset
         self.length = length
         self.message = message
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,52 +82,112 @@ def _decode_escape(body: str, base: int) -> tuple[str, Breaks]:
     while i < n:
         ch = body[i]
         if ch == "'" and i + 1 < n and body[i + 1] == "'":
-            char, consumed = "'", 2
+            text, consumed = "'", 2
         elif ch == "\\" and i + 1 < n:
-            char, consumed = _escape_at(body, i, base)
+            text, consumed = _escape_run(body, i, base)
         else:
             out.append(ch)
             length += 1
             i += 1
             continue
         breaks.append((length, base + i))
-        out.append(char)
-        length += len(char)
+        out.append(text)
+        length += len(text)
         i += consumed
         breaks.append((length, base + i))
     return "".join(out), breaks
 
 
-def _escape_at(body: str, i: int, base: int) -> tuple[str, int]:
-    """The character an escape at ``body[i]`` (a backslash) stands for, and its length."""
+def _escape_run(body: str, i: int, base: int) -> tuple[str, int]:
+    """Decode the escape at ``body[i]``; consecutive byte escapes are decoded together.
+
+    Octal and ``\\x`` escapes stand for bytes, as in PostgreSQL: ``E'\\303\\251'`` is one
+    character, é. The bytes of a run must form valid UTF-8 and may not include zero.
+    """
+    first = _escape_at(body, i, base)
+    if isinstance(first[0], str):
+        return first[0], first[1]
+    data = bytearray()
+    consumed = 0
+    while i + consumed + 1 < len(body) and body[i + consumed] == "\\":
+        value, size = _escape_at(body, i + consumed, base)
+        if not isinstance(value, bytes):
+            break
+        data += value
+        consumed += size
+    if 0 in data:
+        raise StringError(
+            base + i,
+            consumed,
+            "a string cannot contain the zero byte",
+            "PostgreSQL text cannot hold the character U+0000; remove the escape.",
+        )
+    try:
+        return data.decode("utf-8"), consumed
+    except UnicodeDecodeError:
+        shown = "".join(f"\\x{b:02X}" for b in data)
+        raise StringError(
+            base + i,
+            consumed,
+            f"invalid UTF-8 byte sequence {shown}",
+            "Octal and \\x escapes are bytes and must together form UTF-8 (é is \\xC3\\xA9); "
+            "or write the character with \\u, e.g. \\u00e9.",
+        ) from None
+
+
+def _escape_at(body: str, i: int, base: int) -> tuple[str | bytes, int]:
+    """What an escape at ``body[i]`` (a backslash) stands for, and its length."""
     nxt = body[i + 1]
     if nxt in _SIMPLE_ESCAPES:
         return _SIMPLE_ESCAPES[nxt], 2
     if nxt in "01234567":
         match = _OCTAL.match(body, i + 1)
         assert match is not None
-        return chr(int(match.group(), 8)), 1 + len(match.group())
+        return bytes([int(match.group(), 8) & 0xFF]), 1 + len(match.group())
     if nxt == "x":
         match = _HEX.match(body, i + 2)
         if match:
-            return chr(int(match.group(), 16)), 2 + len(match.group())
+            return bytes([int(match.group(), 16)]), 2 + len(match.group())
         return "x", 2
     if nxt in "uU":
-        width = 4 if nxt == "u" else 8
-        digits = body[i + 2 : i + 2 + width]
-        if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
-            raise StringError(
-                base + i,
-                2 + len(digits),
-                f"invalid Unicode escape: \\{nxt} needs {width} hex digits",
-            )
-        return _code_point(int(digits, 16), base + i, 2 + width), 2 + width
+        value, size = _hex_escape(body, i, base)
+        if 0xD800 <= value <= 0xDBFF and body.startswith(("\\u", "\\U"), i + size):
+            low, low_size = _hex_escape(body, i + size, base)
+            if 0xDC00 <= low <= 0xDFFF:
+                # A surrogate pair, which PostgreSQL combines into one character.
+                combined = 0x10000 + ((value - 0xD800) << 10) + (low - 0xDC00)
+                return chr(combined), size + low_size
+        return _code_point(value, base + i, size), size
     return nxt, 2
+
+
+def _hex_escape(body: str, i: int, base: int) -> tuple[int, int]:
+    """The value and length of a ``\\uXXXX`` or ``\\UXXXXXXXX`` escape at ``body[i]``."""
+    nxt = body[i + 1]
+    width = 4 if nxt == "u" else 8
+    digits = body[i + 2 : i + 2 + width]
+    if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise StringError(
+            base + i,
+            2 + len(digits),
+            f"invalid Unicode escape: \\{nxt} needs {width} hex digits",
+            f"Write exactly {width} hex digits after \\{nxt}, e.g. "
+            + ("\\u00e9 for é." if nxt == "u" else "\\U0001F600 for 😀.")
+            + " For a literal backslash write \\\\.",
+        )
+    return int(digits, 16), 2 + width
 
 
 def _code_point(value: int, offset: int, length: int) -> str:
     if value == 0 or value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
-        raise StringError(offset, length, f"invalid Unicode code point U+{value:04X}")
+        raise StringError(
+            offset,
+            length,
+            f"invalid Unicode code point U+{value:04X}",
+            "A Unicode escape names a character from U+0001 to U+10FFFF; a surrogate "
+            "(U+D800-U+DFFF) is only valid as a high surrogate directly followed by a low "
+            "one. Write characters above U+FFFF as one escape, e.g. \\U0001F600.",
+        )
     return chr(value)
 
 
@@ -152,12 +213,24 @@ def _decode_unicode(body: str, base: int) -> tuple[str, Breaks]:
         elif i + 1 < len(text) and text[i + 1] == "+":
             digits = text[i + 2 : i + 8]
             if len(digits) != 6 or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise StringError(offset, 8, "invalid Unicode escape: \\+ needs 6 hex digits")
+                raise StringError(
+                    offset,
+                    8,
+                    "invalid Unicode escape: \\+ needs 6 hex digits",
+                    "Write exactly 6 hex digits after \\+, e.g. \\+01F600; a literal "
+                    "backslash is \\\\.",
+                )
             char, consumed = _code_point(int(digits, 16), offset, 8), 8
         else:
             digits = text[i + 1 : i + 5]
             if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise StringError(offset, 5, "invalid Unicode escape: \\ needs 4 hex digits")
+                raise StringError(
+                    offset,
+                    5,
+                    "invalid Unicode escape: \\ needs 4 hex digits",
+                    "In U&'...' a backslash starts an escape: write 4 hex digits (\\00e9), "
+                    "\\+ and 6 digits, or \\\\ for a literal backslash.",
+                )
             char, consumed = _code_point(int(digits, 16), offset, 5), 5
         new_breaks.append((length, offset))
         out.append(char)
