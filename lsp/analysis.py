@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from lark import Token
@@ -121,6 +122,17 @@ class StatementCache:
         self._items: OrderedDict[tuple[str, str, str], StatementAnalysis] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._setvar: OrderedDict[str, bool] = OrderedDict()
+
+    def mentions_setvar(self, text: str) -> bool:
+        """Whether a chunk may declare a variable (remembered per text: asked on every edit)."""
+        found = self._setvar.get(text)
+        if found is None:
+            found = _SETVAR.search(text) is not None
+            self._setvar[text] = found
+            if len(self._setvar) > self._size:
+                self._setvar.popitem(last=False)
+        return found
 
     def get(self, text: str, prelude: str, filename: str) -> StatementAnalysis:
         key = (prelude, text, filename)
@@ -153,9 +165,28 @@ class DocumentAnalysis:
     text: str
     filename: str
     statements: list[Placed]
-    diagnostics: list[Diagnostic]
-    source: SourceFile
     ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @cached_property
+    def source(self) -> SourceFile:
+        return SourceFile(self.filename, self.text)
+
+    @cached_property
+    def file_diagnostics(self) -> list[Diagnostic]:
+        """Diagnostics of the rules that compare statements, at document offsets."""
+        return _file_level(self)
+
+    @cached_property
+    def diagnostics(self) -> list[Diagnostic]:
+        """Every diagnostic of the document at document offsets, sorted by position."""
+        found = [
+            shift_diagnostic(self.source, diagnostic, item.shift, item.analysis.source)
+            for item in self.statements
+            for diagnostic in item.analysis.diagnostics
+        ]
+        found.extend(self.file_diagnostics)
+        found.sort(key=lambda d: (d.span.start, d.span.end, d.code))
+        return found
 
     def statement_at(self, offset: int) -> Placed | None:
         """The statement chunk containing a document offset (the first one at a boundary)."""
@@ -185,12 +216,35 @@ class DocumentAnalysis:
             for p in self.statements
             if isinstance(p.analysis.statement, ir.Workflow)
         ]
-        named = _name_workflows(self.source, [w for _, w in placed_workflows])
+        labels = tuple(w.label.value if w.label else None for _, w in placed_workflows)
+        names = workflow_names(self.filename, labels)
         return [
-            (placed, workflow, named_workflow.name)
-            for (placed, workflow), named_workflow in zip(placed_workflows, named, strict=True)
-            if isinstance(named_workflow, ir.Workflow)
+            (placed, workflow, name)
+            for (placed, workflow), name in zip(placed_workflows, names, strict=True)
         ]
+
+
+@lru_cache(maxsize=256)
+def workflow_names(filename: str, labels: tuple[str | None, ...]) -> tuple[str, ...]:
+    """The names ``dfc check`` gives workflows with these labels (None: unlabeled), in order.
+
+    The compiler's own naming runs on stand-in workflows; the answer depends only on the
+    labels and the file name, so it is cached and typing inside a workflow costs nothing here.
+    """
+    nowhere = Span(0, 0, 1, 1, 1, 1)
+    body = ir.Sql(span=nowhere, sql=ir.Text(value="", span=nowhere, breaks=((0, 0),)))
+    stand_ins: list[ir.Statement] = [
+        ir.Workflow(
+            name="",
+            body=body,
+            span=nowhere,
+            form="start",
+            label=None if label is None else ir.Text(value=label, span=nowhere, breaks=((0, 0),)),
+        )
+        for label in labels
+    ]
+    named = _name_workflows(SourceFile(filename, ""), stand_ins)
+    return tuple(w.name for w in named if isinstance(w, ir.Workflow))
 
 
 def _shift_span(source: SourceFile, span: Span, delta: int) -> Span:
@@ -199,10 +253,45 @@ def _shift_span(source: SourceFile, span: Span, delta: int) -> Span:
     return source.span(span.start + delta, span.end + delta)
 
 
-def shift_diagnostic(source: SourceFile, diagnostic: Diagnostic, delta: int) -> Diagnostic:
+_LINE_COLUMN = re.compile(r"\bline (\d+), column (\d+)")
+
+
+def relocate_text(
+    text: str, local: SourceFile, delta: int, position: Callable[[int], tuple[int, int]]
+) -> str:
+    """Rewrite ``line L, column C`` written in a message for ``local`` into document terms.
+
+    A few messages name a second place in words (the ``(`` an unclosed call opened at); those
+    numbers were computed for the statement analysed on its own and are moved like spans.
+    ``position`` maps a document offset to a 1-based (line, column).
+    """
+    if "line " not in text:
+        return text
+
+    def moved(match: re.Match[str]) -> str:
+        line, column = int(match.group(1)), int(match.group(2))
+        if line < 1 or line > local.line_count:
+            return match.group(0)
+        starts = local.text.split("\n")
+        offset = sum(len(part) + 1 for part in starts[: line - 1]) + column - 1
+        doc_line, doc_column = position(offset + delta)
+        return f"line {doc_line}, column {doc_column}"
+
+    return _LINE_COLUMN.sub(moved, text)
+
+
+def shift_diagnostic(
+    source: SourceFile, diagnostic: Diagnostic, delta: int, local: SourceFile | None = None
+) -> Diagnostic:
     """The same diagnostic with every span moved by ``delta`` and re-measured in ``source``."""
+    message, hint = diagnostic.message, diagnostic.hint
+    if local is not None:
+        message = relocate_text(message, local, delta, source.position)
+        hint = None if hint is None else relocate_text(hint, local, delta, source.position)
     return replace(
         diagnostic,
+        message=message,
+        hint=hint,
         span=_shift_span(source, diagnostic.span, delta),
         fixes=tuple(
             Fix(
@@ -237,7 +326,7 @@ def analyse_document(
     analyses: list[StatementAnalysis | None] = [None] * len(chunks)
     declared: set[str] = set()
     for index, chunk in enumerate(chunks):
-        if _SETVAR.search(chunk):
+        if cache.mentions_setvar(chunk):
             analysis = cache.get(chunk, "", filename)
             analyses[index] = analysis
             if analysis.declared_variable is not None:
@@ -247,30 +336,23 @@ def analyse_document(
         known = analyses[index]
         if known is None or (known.declared_variable is None and prelude):
             analyses[index] = cache.get(chunk, prelude, filename)
-    source = SourceFile(filename, text)
     placed = [
         Placed(start, end, analysis)
         for (start, end), analysis in zip(ranges, analyses, strict=True)
         if analysis is not None
     ]
-    diagnostics: list[Diagnostic] = []
-    for item in placed:
-        for diagnostic in item.analysis.diagnostics:
-            diagnostics.append(shift_diagnostic(source, diagnostic, item.shift))
-    document = DocumentAnalysis(text, filename, placed, [], source, ranges)
-    diagnostics.extend(_file_level(document))
-    diagnostics.sort(key=lambda d: (d.span.start, d.span.end, d.code))
-    document.diagnostics = diagnostics
-    return document
+    return DocumentAnalysis(text, filename, placed, ranges)
 
 
 def _file_level(document: DocumentAnalysis) -> list[Diagnostic]:
     """The rules that compare statements with each other (workflow names)."""
-    source = document.source
     named = document.workflows
     counts: dict[str, int] = {}
     for _, _, name in named:
         counts[name] = counts.get(name, 0) + 1
+    if all(count < 2 for count in counts.values()):
+        return []
+    source = document.source
     workflows: list[ir.Statement] = []
     for placed, workflow, name in named:
         if counts[name] < 2:

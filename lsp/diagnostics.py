@@ -12,6 +12,8 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.source import SourceFile
+from lsp.analysis import DocumentAnalysis, relocate_text
 from lsp.positions import LineIndex
 
 SOURCE = "dfc"
@@ -33,17 +35,32 @@ def message_of(diagnostic: Diagnostic) -> str:
     return diagnostic.message
 
 
-def to_lsp(diagnostic: Diagnostic, lines: LineIndex, uri: str) -> lsp.Diagnostic:
+def to_lsp(
+    diagnostic: Diagnostic,
+    lines: LineIndex,
+    uri: str,
+    shift: int = 0,
+    local: SourceFile | None = None,
+) -> lsp.Diagnostic:
+    """``diagnostic`` as LSP data; its offsets plus ``shift`` are document offsets.
+
+    ``local`` is the text the diagnostic was found in, when that is not the document itself.
+    """
+    message = message_of(diagnostic)
+    if local is not None:
+        message = relocate_text(message, local, shift, lines.one_based)
     related = [
         lsp.DiagnosticRelatedInformation(
-            location=lsp.Location(uri=uri, range=lines.range(r.span.start, r.span.end)),
+            location=lsp.Location(
+                uri=uri, range=lines.range(r.span.start + shift, r.span.end + shift)
+            ),
             message=r.message,
         )
         for r in diagnostic.related
     ]
     return lsp.Diagnostic(
-        range=lines.range(diagnostic.span.start, diagnostic.span.end),
-        message=message_of(diagnostic),
+        range=lines.range(diagnostic.span.start + shift, diagnostic.span.end + shift),
+        message=message,
         severity=SEVERITIES.get(diagnostic.severity, lsp.DiagnosticSeverity.Error),
         code=diagnostic.code,
         source=SOURCE,
@@ -53,6 +70,36 @@ def to_lsp(diagnostic: Diagnostic, lines: LineIndex, uri: str) -> lsp.Diagnostic
 
 
 def document_diagnostics(
-    diagnostics: list[Diagnostic], lines: LineIndex, uri: str
+    diagnostics: list[Diagnostic],
+    lines: LineIndex,
+    uri: str,
+    shift: int = 0,
+    local: SourceFile | None = None,
 ) -> list[lsp.Diagnostic]:
-    return [to_lsp(d, lines, uri) for d in diagnostics]
+    return [to_lsp(d, lines, uri, shift, local) for d in diagnostics]
+
+
+def publishable(analysis: DocumentAnalysis, lines: LineIndex, uri: str) -> list[lsp.Diagnostic]:
+    """The document's diagnostics for ``publishDiagnostics``, converting only what moved.
+
+    A statement's LSP diagnostics depend only on its analysis and on the line and column where
+    it starts; they are kept on the statement analysis and reused while those stay the same, so
+    typing in one statement converts that statement's diagnostics alone.
+    """
+    out: list[lsp.Diagnostic] = []
+    for placed in analysis.statements:
+        own = placed.analysis.diagnostics
+        if not own:
+            continue
+        start = lines.position(placed.start)
+        key = (uri, start.line, start.character)
+        cached = placed.analysis.derived.get("lsp_diagnostics")
+        if cached is None or cached[0] != key:
+            converted = document_diagnostics(
+                list(own), lines, uri, placed.shift, placed.analysis.source
+            )
+            cached = (key, converted)
+            placed.analysis.derived["lsp_diagnostics"] = cached
+        out.extend(cached[1])
+    out.extend(document_diagnostics(analysis.file_diagnostics, lines, uri))
+    return out

@@ -57,6 +57,12 @@ class LineIndex:
         column = len(prefix) if prefix.isascii() else _utf16_len(prefix)
         return lsp.Position(line=line, character=column)
 
+    def one_based(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) counting characters, as ``dfc check`` prints positions."""
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self._starts, offset) - 1
+        return line + 1, offset - self._starts[line] + 1
+
     def range(self, start: int, end: int) -> lsp.Range:
         return lsp.Range(start=self.position(start), end=self.position(max(start, end)))
 

@@ -77,7 +77,7 @@ class DfcLanguageServer(LanguageServer):
         state = self.state(uri)
         if state is None:
             return
-        items = diagnostics.document_diagnostics(state.analysis.diagnostics, state.lines, uri)
+        items = diagnostics.publishable(state.analysis, state.lines, uri)
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=state.version)
         )
