@@ -27,9 +27,16 @@ def compiler_version() -> str:
     return f"dfc {__version__}"
 
 
-def emit_plan(workflow: ir.Workflow, program: ir.Program) -> dict[str, Any]:
-    """The plan of one workflow (assumes the checker found no errors in it)."""
-    return _Emitter(workflow, program).plan()
+def emit_plan(
+    workflow: ir.Workflow,
+    program: ir.Program,
+    declared: dict[str, ir.SetVar] | None = None,
+) -> dict[str, Any]:
+    """The plan of one workflow (assumes the checker found no errors in it).
+
+    ``declared`` is ``program.variables``, passed in when emitting many workflows of one file.
+    """
+    return _Emitter(workflow, program, declared).plan()
 
 
 def plan_hash(plan: dict[str, Any]) -> str:
@@ -45,9 +52,15 @@ def dumps(plan: dict[str, Any]) -> str:
 
 
 class _Emitter:
-    def __init__(self, workflow: ir.Workflow, program: ir.Program) -> None:
+    def __init__(
+        self,
+        workflow: ir.Workflow,
+        program: ir.Program,
+        declared: dict[str, ir.SetVar] | None,
+    ) -> None:
         self.workflow = workflow
         self.program = program
+        self.declared = declared if declared is not None else program.variables
         self.nodes: list[dict[str, Any]] = []
         self.bindings: dict[str, list[str]] = {}
         self.variables: set[str] = set()
@@ -55,7 +68,7 @@ class _Emitter:
     def plan(self) -> dict[str, Any]:
         workflow = self.workflow
         root = self.node(workflow.body)
-        declared = self.program.variables
+        declared = self.declared
         used = sorted(self.variables - SYSTEM_VARIABLES)
         defaults = {name: declared[name].value.value for name in used if name in declared}
         plan: dict[str, Any] = {

@@ -14,6 +14,7 @@ from compiler import ir
 from compiler.catalogue import Catalogue
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import DiagnosticSink
+from compiler.irwalk import walk
 from compiler.parser import ParseResult
 from compiler.refs import Scan, scan_sql, scan_text
 from compiler.source import SourceFile, Span
@@ -100,4 +101,4 @@ def text_scan(text: ir.Text) -> Scan:
 
 
 def workflow_nodes(workflow: ir.Workflow) -> Iterator[ir.Node]:
-    return workflow.body.walk()
+    return walk(workflow.body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from compiler import ir
 from compiler.checker.context import CheckContext
+from compiler.irwalk import children
 
 MAX_DEPTH = 256
 
@@ -25,4 +26,4 @@ def check(ctx: CheckContext) -> None:
                     hint="Flatten nested sequences or split the workflow into several workflows.",
                 )
                 break
-            stack.extend((child, depth + 1) for child in node.children())
+            stack.extend((child, depth + 1) for child in children(node))

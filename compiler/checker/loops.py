@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from compiler import ir
 from compiler.checker.context import CheckContext
+from compiler.irwalk import children, walk
 from compiler.optimizer.remove_unreachable import diverges
 from compiler.source import Span
 
@@ -33,15 +34,16 @@ def _breaks(ctx: CheckContext, root: ir.Node) -> None:
                 "the instance would fail when it gets here.",
             )
         inside = in_loop or isinstance(node, ir.Loop)
-        stack.extend((child, inside) for child in node.children())
+        stack.extend((child, inside) for child in children(node))
 
 
 def _unreachable(ctx: CheckContext, root: ir.Node) -> None:
-    for node in root.walk():
+    memo: dict[int, bool] = {}
+    for node in walk(root):
         if not isinstance(node, ir.Seq):
             continue
         for index, step in enumerate(node.steps[:-1]):
-            if diverges(step):
+            if diverges(step, memo):
                 following = node.steps[index + 1]
                 ctx.sink.add(
                     "DFC502",

@@ -28,6 +28,7 @@ from compiler import ir
 from compiler.checker.context import CheckContext, raw_texts
 from compiler.checker.results import NOT_STORED, ResultShape, result_shape, union
 from compiler.diagnostics import Edit, Fix, Related
+from compiler.irwalk import walk
 from compiler.refs import Ref, scan_sql, scan_text
 from compiler.source import Span
 
@@ -53,7 +54,7 @@ class _Flow:
         self.bindings: dict[str, list[ir.Node]] = {}
         self.used: set[str] = set()
         self.loops: list[_LoopFrame] = []
-        for node in workflow.body.walk():
+        for node in walk(workflow.body):
             if node.bind is None:
                 continue
             if isinstance(node, NOT_STORED):
@@ -134,7 +135,7 @@ class _Flow:
 
     def _loop(self, node: ir.Loop, state: State) -> State | None:
         entry = dict(state)
-        for inner in node.walk():
+        for inner in walk(node):
             if inner is not node and inner.bind is not None and not isinstance(inner, NOT_STORED):
                 entry.setdefault(inner.bind.value, MAYBE)
         frame = _LoopFrame()
@@ -172,7 +173,7 @@ class _Flow:
         first: dict[str, ir.Node] = {}
         for branch in node.branches:
             names: dict[str, ir.Node] = {}
-            for inner in branch.walk():
+            for inner in walk(branch):
                 if inner.bind is not None and not isinstance(inner, NOT_STORED):
                     names.setdefault(inner.bind.value, inner)
             for name, inner in names.items():

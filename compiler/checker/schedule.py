@@ -17,6 +17,7 @@ from functools import cache
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
+from compiler.irwalk import walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class CronError:
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node in workflow.body.walk():
+        for node in walk(workflow.body):
             if isinstance(node, ir.WaitSchedule):
                 _cron(ctx, node.cron)
                 if node.time_zone is not None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
+from compiler.irwalk import walk
 from compiler.refs import scan_sql
 from compiler.sqlshape import analyse
 
@@ -31,7 +32,7 @@ def check(ctx: CheckContext) -> None:
 
 def _sql_steps(root: ir.Node) -> Iterator[tuple[ir.Sql, bool]]:
     conditions: set[int] = set()
-    for node in root.walk():
+    for node in walk(root):
         if isinstance(node, ir.If | ir.Loop) and isinstance(node.condition, ir.Sql):
             conditions.add(id(node.condition))
         if isinstance(node, ir.Sql):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from compiler import ir
+from compiler.irwalk import walk
 from compiler.optimizer.flatten import flatten
 from compiler.optimizer.fold_conditions import fold_conditions
 from compiler.optimizer.merge_sleeps import merge_sleeps
@@ -66,4 +67,4 @@ def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Pro
 
 
 def _count(node: ir.Node) -> int:
-    return sum(1 for _ in node.walk())
+    return sum(1 for _ in walk(node))

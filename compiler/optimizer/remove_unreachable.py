@@ -13,9 +13,11 @@ every path). The checker reports them (DFC502); here they are dropped from the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from compiler import ir
+from compiler.irwalk import children
 from compiler.optimizer.tree import bottom_up
 
 
@@ -26,8 +28,9 @@ def remove_unreachable(root: ir.Node) -> ir.Node:
 def _trim(node: ir.Node) -> ir.Node:
     if not isinstance(node, ir.Seq):
         return node
+    memo: dict[int, bool] = {}
     for index, step in enumerate(node.steps[:-1]):
-        if diverges(step):
+        if diverges(step, memo):
             steps = node.steps[: index + 1]
             if len(steps) == 1 and node.bind is None:
                 return steps[0]
@@ -35,8 +38,24 @@ def _trim(node: ir.Node) -> ir.Node:
     return node
 
 
-def diverges(node: ir.Node) -> bool:
-    """True when ``node`` can never complete normally (it loops forever or jumps out)."""
+def diverges(node: ir.Node, memo: dict[int, bool] | None = None) -> bool:
+    """True when ``node`` can never complete normally (it loops forever or jumps out).
+
+    ``memo`` (keyed by node identity) keeps repeated questions about one tree linear.
+    """
+    if memo is None:
+        return _diverges(node, {})
+    return _diverges(node, memo)
+
+
+def _diverges(node: ir.Node, memo: dict[int, bool]) -> bool:
+    known = memo.get(id(node))
+    if known is None:
+        known = memo[id(node)] = _compute(node, lambda child: _diverges(child, memo))
+    return known
+
+
+def _compute(node: ir.Node, diverges: Callable[[ir.Node], bool]) -> bool:
     if isinstance(node, ir.Break):
         return True
     if isinstance(node, ir.Loop):
@@ -69,5 +88,5 @@ def breaks_out(loop: ir.Loop) -> bool:
             return True
         if isinstance(node, ir.Loop):
             continue
-        stack.extend(node.children())
+        stack.extend(children(node))
     return False

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from compiler import ir
+from compiler.irwalk import CHILD_FIELDS
 from compiler.source import Span
 
 Rewrite = Callable[[ir.Node, bool], ir.Node]
@@ -21,16 +22,16 @@ Rewrite = Callable[[ir.Node, bool], ir.Node]
 def map_children(node: ir.Node, fn: Callable[[ir.Node], ir.Node]) -> ir.Node:
     """``node`` with ``fn`` applied to each direct child step; ``node`` itself if none changed."""
     changes: dict[str, object] = {}
-    for f in fields(node):
-        value = getattr(node, f.name)
+    for name in CHILD_FIELDS[type(node)]:
+        value = getattr(node, name)
         if isinstance(value, ir.Node):
             new = fn(value)
             if new is not value:
-                changes[f.name] = new
-        elif isinstance(value, tuple) and value and isinstance(value[0], ir.Node):
+                changes[name] = new
+        elif isinstance(value, tuple):
             items = tuple(fn(item) for item in value)
             if any(a is not b for a, b in zip(items, value, strict=True)):
-                changes[f.name] = items
+                changes[name] = items
     return replace(node, **changes) if changes else node  # type: ignore[arg-type]
 
 

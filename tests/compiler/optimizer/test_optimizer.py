@@ -151,3 +151,17 @@ def test_optimize_is_idempotent() -> None:
     program = front_end(source, "x.dsql").program
     once = optimize(program)
     assert optimize(once) == once
+
+
+def test_fast_walk_matches_the_ir() -> None:
+    from compiler import ir
+    from compiler.irwalk import CHILD_FIELDS, children, walk
+
+    assert set(CHILD_FIELDS) == set(ir.NODE_TYPES.values())
+    root = step(
+        "(@> ('SELECT 1' ~> df.break())) ~> df.if_rows('x', 'a', 'b') ~> "
+        "df.retry(df.timeout('c' <-> 'd', 5), 2) ~> ('e' & 'f' | 'g') ~> df.loop('h', 'i')"
+    )
+    assert list(walk(root)) == list(root.walk())
+    for node in root.walk():
+        assert children(node) == list(node.children())
