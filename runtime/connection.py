@@ -43,8 +43,10 @@ def configure(conn: psycopg.Connection[Any]) -> None:
     set_json_dumps(dumps, conn)
 
 
-def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc") -> psycopg.Connection[Any]:
-    """An autocommit connection; ``worker`` sessions get the worker's pinned settings."""
+def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
+            statement_timeout_ms: int = 0) -> psycopg.Connection[Any]:
+    """An autocommit connection; ``worker`` sessions get the worker's pinned settings, including
+    the statement_timeout every step runs with."""
     kwargs: dict[str, Any] = {
         "autocommit": True,
         "application_name": application_name,
@@ -55,7 +57,7 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc") ->
         "keepalives_count": 3,
     }
     if worker:
-        kwargs["options"] = WORKER_OPTIONS
+        kwargs["options"] = f"{WORKER_OPTIONS} -c statement_timeout={int(statement_timeout_ms)}"
     conn = psycopg.connect(dsn, **kwargs)
     configure(conn)
     return conn

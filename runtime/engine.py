@@ -58,6 +58,15 @@ class Reschedule:
     state: dict[str, Any]
 
 
+class StepFailed(Exception):  # noqa: N818 - an outcome, not a defect
+    """The user's SQL failed: its transaction is lost, the failure is recorded in a new one."""
+
+    def __init__(self, task_id: int, message: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.message = message
+
+
 @dataclass
 class Settings:
     statement_timeout_ms: int = 0
@@ -93,17 +102,19 @@ class Context:
             "sys_label": instance.label or "",
         }
         self.woke_others = False
+        self.ran_sql = False
 
     # --- creating activations ---------------------------------------------------------------
 
     def ready_task(self, node: Node, parent_id: int | None, branch: int,
                    scope: dict[str, JSON], *, delay: float = 0.0,
-                   state: dict[str, Any] | None = None) -> int:
+                   state: dict[str, Any] | None = None) -> None:
         if delay > 0:
             self.woke_others = True
-        return self.store.insert_task(
+        self.store.insert_task(
             instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
             status="ready", scope=scope, state={"activated": True, **(state or {})}, delay=delay,
+            want_id=False,
         )
 
     def waiting_task(self, node: Node, parent_id: int | None, branch: int,
@@ -112,6 +123,7 @@ class Context:
             instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
             status="waiting", scope=scope, state=state,
         )
+        assert task_id is not None
         return Task(task_id, self.instance.id, node.id, parent_id, branch, "waiting", scope, state)
 
     def drop_task(self, task: Task) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from runtime.engine import Context, Executor, Outcome, Reschedule
+from runtime.engine import Context, Executor, Outcome, Reschedule, StepFailed
 from runtime.jsonvalues import JSON, condition_holds, loads
 from runtime.plans import Node
 from runtime.store import Task
@@ -106,20 +106,18 @@ class SqlExecutor(_Leaf):
                 "one is not supported by this version of the dfc runtime"
             )
         store = ctx.store
+        ctx.ran_sql = True
         try:
-            with store.conn.transaction():
-                if ctx.settings.statement_timeout_ms:
-                    store.set_step_timeout(ctx.settings.statement_timeout_ms)
-                rows = store.run_step(ctx.instance.role_oid, sql, returns_rows(sql),
-                                      ctx.instance.search_path)
-                store.reset_session()
+            rows = store.run_step(ctx.instance.role_oid, sql, returns_rows(sql),
+                                  ctx.instance.search_path)
         except psycopg.errors.OperationalError:
             raise
         except psycopg.Error as exc:
             if store.conn.broken:
                 raise
-            message = exc.diag.message_primary or str(exc)
-            return Outcome.error(f"SQL execution failed: {message}")
+            message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+            # the step's transaction is aborted: the worker records the failure in a new one
+            raise StepFailed(task.id, f"SQL execution failed: {message}") from exc
         return Outcome.ok({"rows": rows, "row_count": len(rows)})
 
 

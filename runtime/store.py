@@ -94,8 +94,14 @@ class Store:
 
     # --- claiming ---------------------------------------------------------------------------
 
-    def claim(self) -> Claim | None:
-        row = self._one("claim_task")
+    def claim(self, *, instance_id: str | None = None, task_id: int | None = None) -> Claim | None:
+        """The next due task (of one instance, or one task by id), locked; None if none."""
+        if task_id is not None:
+            row = self._one("claim_task_by_id", {"id": task_id})
+        elif instance_id is not None:
+            row = self._one("claim_instance_task", {"instance_id": instance_id})
+        else:
+            row = self._one("claim_task")
         if row is None:
             return None
         instance = Instance(
@@ -140,10 +146,9 @@ class Store:
         scope: dict[str, JSON],
         state: dict[str, Any],
         delay: float = 0.0,
-    ) -> int:
-        row = self._one(
-            "insert_task",
-            {
+        want_id: bool = True,
+    ) -> int | None:
+        params = {
                 "instance_id": instance_id,
                 "node_id": node_id,
                 "parent_id": parent_id,
@@ -152,8 +157,11 @@ class Store:
                 "delay": delay,
                 "scope": _json(scope),
                 "state": _json(state),
-            },
-        )
+        }
+        if not want_id:  # in pipeline mode this does not wait for the server
+            self._run("insert_task", params)
+            return None
+        row = self._one("insert_task", params)
         assert row is not None
         return int(row["id"])
 
@@ -187,9 +195,6 @@ class Store:
         self._run("notify", {"payload": payload})
 
     # --- executing user SQL -----------------------------------------------------------------
-
-    def set_step_timeout(self, milliseconds: int) -> None:
-        self._run("set_step_timeout", {"ms": str(milliseconds)})
 
     def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str) -> list[JSON]:
         with self.conn.cursor() as cur:

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from runtime.connection import connect
-from runtime.engine import Context, Settings
+from runtime.engine import Context, Outcome, Settings, StepFailed
 from runtime.executors import EXECUTORS
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
@@ -36,6 +36,8 @@ log = logging.getLogger("dfc.worker")
 # An idle worker re-checks at least this often (work released by a crashed worker sends no
 # notification).
 MAX_IDLE_SECONDS = 5.0
+# Tasks that run no SQL (starting compound nodes, finished timers) chained into one transaction.
+MAX_CHAINED_TASKS = 64
 
 
 @dataclass
@@ -136,7 +138,8 @@ class Worker:
             try:
                 if conn is None or conn.closed:
                     conn = connect(self.dsn, worker=True,
-                                   application_name=self.options.application_name)
+                                   application_name=self.options.application_name,
+                                   statement_timeout_ms=self.options.statement_timeout_ms)
                     backoff = 0.1
                 generation = self._generation
                 if self._step(conn):
@@ -165,32 +168,47 @@ class Worker:
         return plan
 
     def _step(self, conn: psycopg.Connection[Any]) -> bool:
-        """Claim and run one task; False when there was nothing to do."""
+        """Claim and run one task (one transaction); False when there was nothing to do."""
         store = Store(conn)
         claim: Claim | None = None
-        failure: tuple[str, str] | None = None
         try:
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():
                 claim = store.claim()
                 if claim is None:
                     return False
-                self._run_claim(store, claim)
+                self._run_claims(store, claim)
+        except StepFailed as failed:
+            self._record_failure(conn, failed)
         except psycopg.OperationalError:
             raise
         except Exception as exc:  # a defect in the runtime must not loop on one task forever
             if conn.broken:
                 raise
             log.error("internal error running a task:\n%s", traceback.format_exc())
-            failure = (claim.instance.id if claim else "", f"internal error in the dfc worker: {exc}")
-        if failure is not None and failure[0]:
-            with conn.transaction():
-                store.finish_instance(failure[0], "failed", failure[1])
+            if claim is not None:
+                with conn.transaction():
+                    store.finish_instance(claim.instance.id, "failed",
+                                          f"internal error in the dfc worker: {exc}")
         self.steps_done += 1
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
         return True
 
-    def _run_claim(self, store: Store, claim: Claim) -> None:
+    def _record_failure(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
+        """A step's SQL failed and took its transaction with it: record the failure anew."""
+        store = Store(conn)
+        store.reset_session()
+        with conn.transaction():
+            claim = store.claim(task_id=failed.task_id)
+            if claim is None:
+                return  # cancelled meanwhile, or another worker has it
+            ctx = self._context(store, claim)
+            if ctx is not None:
+                ctx.complete(claim.task, Outcome.error(failed.message))
+                if ctx.woke_others:
+                    store.notify(claim.instance.id)
+
+    def _context(self, store: Store, claim: Claim) -> Context | None:
         instance = claim.instance
         if instance.status == "pending":
             store.mark_running(instance.id)
@@ -198,9 +216,35 @@ class Worker:
         if isinstance(plan, PlanError):
             store.delete_task(claim.task.id)
             store.finish_instance(instance.id, "failed", f"Invalid durable function: {plan}")
-            return
-        ctx = Context(store, instance, plan,
-                      Settings(statement_timeout_ms=self.options.statement_timeout_ms), EXECUTORS)
-        ctx.run_task(claim.task)
-        if ctx.woke_others:
-            store.notify(instance.id)
+            return None
+        return Context(store, instance, plan,
+                       Settings(statement_timeout_ms=self.options.statement_timeout_ms), EXECUTORS)
+
+    def _run_claims(self, store: Store, claim: Claim) -> None:
+        """Run the claimed task; while no user SQL ran yet, go on with the same instance's next
+        due task in the same transaction (a start and its first step commit together)."""
+        woke = False
+        current: Claim | None = claim
+        for _ in range(MAX_CHAINED_TASKS):
+            if current is None:
+                break
+            ctx = self._context(store, current)
+            if ctx is None:
+                break
+            if current is claim:
+                ctx.run_task(current.task)
+            else:
+                # a chained step must fail alone, not take the earlier work of this
+                # transaction with it
+                try:
+                    with store.conn.transaction():
+                        ctx.run_task(current.task)
+                except StepFailed as failed:
+                    store.reset_session()
+                    ctx.complete(current.task, Outcome.error(failed.message))
+            woke = woke or ctx.woke_others
+            if ctx.ran_sql:
+                break
+            current = store.claim(instance_id=claim.instance.id)
+        if woke:
+            store.notify(claim.instance.id)

@@ -73,6 +73,31 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
  LIMIT 1
    FOR UPDATE OF t SKIP LOCKED;
 
+-- name: claim_instance_task
+-- More work of the same instance inside the current transaction (after a step that ran no SQL).
+SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
+       i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
+       i.search_path, i.vars, i.root_node
+  FROM df.tasks t
+  JOIN df.instances i ON i.id = t.instance_id
+ WHERE t.instance_id = %(instance_id)s
+   AND t.status = 'ready'
+   AND t.run_at <= pg_catalog.clock_timestamp()
+   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+ ORDER BY t.run_at, t.id
+ LIMIT 1
+   FOR UPDATE OF t SKIP LOCKED;
+
+-- name: claim_task_by_id
+SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
+       i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
+       i.search_path, i.vars, i.root_node
+  FROM df.tasks t
+  JOIN df.instances i ON i.id = t.instance_id
+ WHERE t.id = %(id)s
+   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+   FOR UPDATE OF t SKIP LOCKED;
+
 -- name: next_due
 -- Seconds until the earliest future timer is due (no row: no timers). Tasks due now are not
 -- counted: they are being executed by someone (else the claim would have returned them), and
@@ -144,16 +169,12 @@ UPDATE df.instances
        completed_at = CASE WHEN %(status)s = 'completed' THEN pg_catalog.clock_timestamp() END
  WHERE id = %(id)s AND status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[]);
 
--- name: set_step_timeout
-SELECT pg_catalog.set_config('statement_timeout', %(ms)s, true);
-
 -- name: run_step
 SELECT r FROM df._run_step(%(role)s::oid::regrole, %(sql)s, %(returns_rows)s, %(search_path)s) AS r;
 
 -- name: reset_session
--- Undo whatever session state a step left behind before the worker runs its own statements.
-RESET ALL;
-DISCARD TEMP;
+-- After a failed step. Settings and temporary objects went with the rolled-back transaction;
+-- session-level advisory locks did not. (A successful step is cleaned up by df._run_step.)
 SELECT pg_catalog.pg_advisory_unlock_all();
 
 -- name: consume_signal

