@@ -88,6 +88,7 @@ _ENTRIES = [
     # -- I/O ---------------------------------------------------------------------------------
     Code("DFC901", "error", "cannot read file"),
     Code("DFC902", "error", "file is not valid UTF-8"),
+    Code("DFC903", "error", "cannot write output"),
 ]
 
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}

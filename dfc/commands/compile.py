@@ -172,7 +172,9 @@ def _write(args: argparse.Namespace, files: list[tuple[str, str]], suffix: str) 
     except OSError as error:
         reason = error.strerror or str(error)
         Console(stderr=True, highlight=False).print(
-            f"dfc compile: cannot write to {directory}: {reason}", style="bold red", markup=False
+            f"{directory}: error[DFC903]: cannot write plans here: {reason}",
+            style="bold red",
+            markup=False,
         )
         return 1
     return 0
