@@ -21,6 +21,7 @@ chunk); :class:`Placed` adds the shift that turns them into document offsets.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,10 +35,16 @@ from compiler import ir
 from compiler.api import FrontEndResult, check_text
 from compiler.checker import labels
 from compiler.checker.context import CheckContext
-from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related
+from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related, Severity
 from compiler.lower import _name_workflows
+from compiler.parser import ParseResult
 from compiler.source import SourceFile, Span
 from lsp.lexing import statement_ranges, update_ranges
+
+log = logging.getLogger("dfc.lsp")
+
+# Not a compiler code: the compiler itself failed (see _check).
+INTERNAL_ERROR = "DFC000"
 
 _SETVAR = re.compile(r"\bdf\s*\.\s*setvar\b", re.IGNORECASE)
 
@@ -142,11 +149,37 @@ class StatementCache:
             self.hits += 1
             return found
         self.misses += 1
-        analysis = StatementAnalysis(text, prelude, check_text(prelude + text, filename))
+        analysis = StatementAnalysis(text, prelude, _check(prelude + text, filename, len(prelude)))
         self._items[key] = analysis
         if len(self._items) > self._size:
             self._items.popitem(last=False)
         return analysis
+
+
+def _check(text: str, filename: str, base: int) -> FrontEndResult:
+    """``check_text``, and if the compiler fails on this text, one diagnostic that says so.
+
+    The compiler promises not to raise on any input; an editor must keep working if it does,
+    so the failure becomes an error on the statement (and a log entry), not a dead server.
+    """
+    try:
+        return check_text(text, filename)
+    except Exception as error:
+        log.exception("the compiler failed on a statement of %s", filename)
+        source = SourceFile(filename, text)
+        end = len(text.rstrip())
+        start = base + (len(text[base:]) - len(text[base:].lstrip()))
+        diagnostic = Diagnostic(
+            code=INTERNAL_ERROR,
+            severity=Severity.ERROR,
+            message=f"dfc could not analyse this statement ({type(error).__name__}: {error})",
+            span=source.span(min(start, end), end),
+            hint="This is a bug in dfc, not in your file: please report it with this statement.",
+        )
+        parsed = ParseResult(source, [], [])
+        return FrontEndResult(
+            source, ir.Program(source=source, statements=()), [], [diagnostic], parsed
+        )
 
 
 def _quote(value: str) -> str:

@@ -25,8 +25,7 @@ from lsprotocol import types as lsp
 from compiler import ir
 from compiler.catalogue import Function
 from compiler.catalogue import load as load_catalogue
-from compiler.refs import scan_sql
-from compiler.sqlshape import analyse
+from compiler.checker.results import result_shape
 from lsp.context import (
     StringContext,
     at_statement_start,
@@ -115,27 +114,21 @@ SQL_KEYWORDS = (
 )
 
 
-# Result envelopes of non-SQL steps, by IR node kind, from the catalogue's result_fields.
-def _envelope_fields() -> dict[str, tuple[str, ...]]:
-    fields: dict[str, tuple[str, ...]] = {}
-    for function in load_catalogue().functions.values():
-        if function.node and function.result_fields:
-            fields.setdefault(function.node, function.result_fields)
-    return fields
-
-
 def result_columns(node: ir.Node, schema: Schema | None = None) -> tuple[str, ...] | None:
-    """The fields ``$name.<field>`` can name for the result of ``node``, when knowable."""
-    if isinstance(node, ir.Sql):
-        scan = scan_sql(node.sql.value)
-        columns = analyse(scan.masked).columns
-        if columns is None and schema is not None:
-            match = _FROM_TABLES.search(node.sql.value)
-            table = schema.table(match.group(1)) if match else None
-            if table is not None:
-                return tuple(c.name for c in table.columns)
-        return columns
-    return _envelope_fields().get(node.kind)
+    """The fields ``$name.<field>`` can name for the result of ``node``, when knowable.
+
+    The checker's own result shapes decide (the same inference that reports DFC304); a
+    ``SELECT *`` from a table the configured database knows takes that table's columns.
+    """
+    shape = result_shape(node, load_catalogue())
+    if shape.known_fields:
+        return shape.fields
+    if isinstance(node, ir.Sql) and schema is not None:
+        match = _FROM_TABLES.search(node.sql.value)
+        table = schema.table(match.group(1)) if match else None
+        if table is not None:
+            return tuple(c.name for c in table.columns)
+    return None
 
 
 def function_doc(function: Function) -> str:

@@ -1,9 +1,10 @@
-"""Positions: character offsets ↔ LSP line/character pairs, where characters are UTF-16 units.
+"""Positions: character offsets ↔ LSP line/character pairs in the negotiated encoding.
 
 The compiler counts offsets in Python characters (code points); the Language Server Protocol
-counts columns in UTF-16 code units by default, so a character outside the Basic Multilingual
-Plane (an emoji in a SQL comment) is one offset but two LSP columns. :class:`LineIndex`
-converts both ways for one text; lines that are pure ASCII (almost all) take a fast path.
+counts columns in UTF-16 code units unless client and server agree on UTF-8 or UTF-32 at
+initialisation, so a character outside the Basic Multilingual Plane (an emoji in a SQL comment)
+is one offset but two UTF-16 columns (four UTF-8 ones). :class:`LineIndex` converts both ways
+for one text; lines that are pure ASCII (almost all) take a fast path.
 """
 
 from __future__ import annotations
@@ -13,9 +14,27 @@ from dataclasses import dataclass, field
 
 from lsprotocol import types as lsp
 
+UTF8 = "utf-8"
+UTF16 = "utf-16"
+UTF32 = "utf-32"
 
-def _utf16_len(text: str) -> int:
+
+def _units(text: str, encoding: str) -> int:
+    """How many code units of ``encoding`` ``text`` takes."""
+    if encoding == UTF32:
+        return len(text)
+    if encoding == UTF8:
+        return len(text.encode("utf-8"))
     return len(text.encode("utf-16-le")) // 2
+
+
+def _char_units(char: str, encoding: str) -> int:
+    code = ord(char)
+    if encoding == UTF32:
+        return 1
+    if encoding == UTF8:
+        return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+    return 2 if code > 0xFFFF else 1
 
 
 @dataclass(frozen=True)
@@ -23,6 +42,7 @@ class LineIndex:
     """Where each line of a text starts, and which lines need UTF-16 counting."""
 
     text: str
+    encoding: str = UTF16
     _starts: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -54,7 +74,7 @@ class LineIndex:
         line = bisect.bisect_right(self._starts, offset) - 1
         start = self._starts[line]
         prefix = self.text[start:offset]
-        column = len(prefix) if prefix.isascii() else _utf16_len(prefix)
+        column = len(prefix) if prefix.isascii() else _units(prefix, self.encoding)
         return lsp.Position(line=line, character=column)
 
     def one_based(self, offset: int) -> tuple[int, int]:
@@ -82,5 +102,5 @@ class LineIndex:
         for index, char in enumerate(line):
             if units >= wanted:
                 return start + index
-            units += 2 if ord(char) > 0xFFFF else 1
+            units += _char_units(char, self.encoding)
         return end

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from lsprotocol import types as lsp
+from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
@@ -59,14 +60,19 @@ class DfcLanguageServer(LanguageServer):
         self.workspace_index = symbols.WorkspaceIndex(self.store.cache)
         self._pending: dict[str, asyncio.Task[None]] = {}
         self.analysis_times: list[float] = []
+        self.startup_problems: list[str] = []
+        self.initialization_options: dict[str, Any] = {}
+        self._schema_requested_for: str | None = None
 
     # -- state --------------------------------------------------------------------------------
 
     def state(self, uri: str) -> DocumentState | None:
-        """The analysed state of the document's current version (analysed now if pending)."""
-        try:
-            document = self.workspace.get_text_document(uri)
-        except Exception:  # an unknown or malformed URI: nothing to answer about
+        """The analysed state of the document's current version (analysed now if pending).
+
+        Only open documents have a state: a request about any other URI gets an empty answer.
+        """
+        document = self.workspace.text_documents.get(uri)
+        if document is None:
             return None
         current = self.store.get(uri)
         if current is not None and current.version == document.version:
@@ -108,18 +114,47 @@ class DfcLanguageServer(LanguageServer):
         self._pending[uri] = task
 
     def apply_settings(self, raw: Any) -> None:
-        parsed = parse_settings(raw)
+        """Take settings from the client (initialization options merged with configuration)."""
+        merged: dict[str, Any] = dict(self.initialization_options)
+        if isinstance(raw, dict):
+            merged.update(raw)
+        elif raw is not None:
+            merged = raw  # not an object: parse_settings says so and falls back to defaults
+        parsed = parse_settings(merged)
         old_dsn = self.settings.dsn
         self.settings = parsed.settings
         for problem in parsed.problems:
             self.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=problem)
             )
-        if self.settings.dsn != old_dsn or (self.settings.dsn and self.schema_cache.schema is None):
+        if self.settings.dsn != old_dsn:
             self.refresh_schema_in_background()
 
+    def supports_configuration(self) -> bool:
+        workspace = self.client_capabilities.workspace
+        return bool(workspace is not None and workspace.configuration)
+
+    async def pull_configuration(self) -> None:
+        """Ask the client for the ``dfc`` configuration section and apply it."""
+        if not self.supports_configuration():
+            return
+        try:
+            answer = await self.workspace_configuration_async(
+                lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="dfc")])
+            )
+        except Exception as error:  # a client that announces but fails the request
+            log.warning("workspace/configuration failed: %s", error)
+            return
+        section = answer[0] if answer else None
+        if isinstance(section, dict) and section:
+            self.apply_settings(section)
+
     def refresh_schema_in_background(self) -> None:
+        """Read the configured database's schema in a worker thread, once per DSN."""
         dsn = self.settings.dsn
+        if dsn == self._schema_requested_for:
+            return
+        self._schema_requested_for = dsn
         if not dsn:
             self.schema_cache.refresh(None)
             return
@@ -177,25 +212,36 @@ def create_server() -> DfcLanguageServer:
 
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: DfcLanguageServer, params: lsp.InitializeParams) -> None:
-        parsed = parse_settings(params.initialization_options)
+        options = params.initialization_options
+        ls.initialization_options = options if isinstance(options, dict) else {}
+        parsed = parse_settings(options)
         ls.settings = parsed.settings
-        ls._startup_problems = parsed.problems  # type: ignore[attr-defined]
+        # The same choice pygls makes for the workspace, so both count columns alike.
+        chosen = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+        ls.store.encoding = str(getattr(chosen, "value", chosen))
+        ls.startup_problems = parsed.problems
 
     @server.feature(lsp.INITIALIZED)
-    def initialized(ls: DfcLanguageServer, params: lsp.InitializedParams) -> None:
-        for problem in getattr(ls, "_startup_problems", []):
+    async def initialized(ls: DfcLanguageServer, params: lsp.InitializedParams) -> None:
+        for problem in ls.startup_problems:
             ls.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=problem)
             )
-        if ls.settings.dsn:
-            ls.refresh_schema_in_background()
+        if ls.supports_configuration():
+            await ls.pull_configuration()
+        ls.refresh_schema_in_background()
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(
+    async def did_change_configuration(
         ls: DfcLanguageServer, params: lsp.DidChangeConfigurationParams
     ) -> None:
-        if params.settings is not None:
-            ls.apply_settings(params.settings)
+        settings = params.settings
+        if isinstance(settings, dict) and isinstance(settings.get("dfc"), dict):
+            ls.apply_settings(settings["dfc"])
+        elif isinstance(settings, dict) and settings:
+            ls.apply_settings(settings)
+        else:  # the pull model: the notification only says that something changed
+            await ls.pull_configuration()
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: DfcLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -365,6 +411,7 @@ def create_server() -> DfcLanguageServer:
     @server.command(REFRESH_SCHEMA)
     async def refresh_schema(ls: DfcLanguageServer, *args: Any) -> str:
         """Read the database's tables and columns again (the ``dfc.refreshSchema`` command)."""
+        ls._schema_requested_for = ls.settings.dsn
         status = await asyncio.get_running_loop().run_in_executor(
             None, ls.schema_cache.refresh, ls.settings.dsn
         )

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from lsp.analysis import DocumentAnalysis, StatementCache, analyse_document
-from lsp.positions import LineIndex
+from lsp.positions import UTF16, LineIndex
 
 
 def filename_for(uri: str) -> str:
@@ -30,6 +30,7 @@ class DocumentState:
     uri: str
     version: int | None
     analysis: DocumentAnalysis
+    encoding: str = UTF16
 
     @property
     def text(self) -> str:
@@ -37,14 +38,15 @@ class DocumentState:
 
     @cached_property
     def lines(self) -> LineIndex:
-        return LineIndex(self.analysis.text)
+        return LineIndex(self.analysis.text, self.encoding)
 
 
 class DocumentStore:
     """The latest analysed state of each open document."""
 
-    def __init__(self, cache: StatementCache | None = None) -> None:
+    def __init__(self, cache: StatementCache | None = None, encoding: str = UTF16) -> None:
         self.cache = cache or StatementCache()
+        self.encoding = encoding  # the position encoding negotiated with the client
         self._states: dict[str, DocumentState] = {}
 
     def get(self, uri: str) -> DocumentState | None:
@@ -55,7 +57,7 @@ class DocumentStore:
         current = self._states.get(uri)
         if current is not None and current.text == text:
             if current.version != version:
-                current = DocumentState(uri, version, current.analysis)
+                current = DocumentState(uri, version, current.analysis, self.encoding)
                 self._states[uri] = current
             return current
         analysis = analyse_document(
@@ -64,7 +66,7 @@ class DocumentStore:
             self.cache,
             previous=current.analysis if current is not None else None,
         )
-        state = DocumentState(uri, version, analysis)
+        state = DocumentState(uri, version, analysis, self.encoding)
         self._states[uri] = state
         return state
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 
-from compiler import ir
 from lsp.analysis import DocumentAnalysis, StatementCache, analyse_document
 from lsp.names import occurrences
 from lsp.positions import LineIndex
@@ -191,11 +190,3 @@ class WorkspaceIndex:
                     if found is not None:
                         add(uri, *found)
         return results
-
-
-def statement_kind(statement: ir.Statement | None) -> str:
-    if isinstance(statement, ir.SetVar):
-        return "variable"
-    if isinstance(statement, ir.Workflow):
-        return "workflow"
-    return "other"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.capabilities import ServerCapabilitiesBuilder
 from pytest_lsp import LanguageClient
 
 WORKSPACE = Path(__file__).resolve().parent / "workspace"
@@ -37,8 +38,21 @@ class Doc:
         offset = index + delta
         line = self.text.count("\n", 0, offset)
         start = self.text.rfind("\n", 0, offset) + 1
-        column = len(self.text[start:offset].encode("utf-16-le")) // 2
+        prefix = self.text[start:offset]
+        encoding = self.encoding()
+        if encoding == "utf-8":
+            column = len(prefix.encode("utf-8"))
+        elif encoding == "utf-32":
+            column = len(prefix)
+        else:
+            column = len(prefix.encode("utf-16-le")) // 2
         return lsp.Position(line=line, character=column)
+
+    def encoding(self) -> str:
+        """The position encoding the server negotiated with this client."""
+        capabilities = self.client.capabilities or lsp.ClientCapabilities()
+        chosen = ServerCapabilitiesBuilder.choose_position_encoding(capabilities)
+        return str(getattr(chosen, "value", chosen))
 
     def ident(self) -> lsp.TextDocumentIdentifier:
         return lsp.TextDocumentIdentifier(uri=self.uri)

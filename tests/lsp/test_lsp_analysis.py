@@ -91,3 +91,19 @@ def test_random_edit_sessions_match_check() -> None:
         text = text[:position] + rng.choice(alphabet) + text[position + cut :]
         document = analyse_document(text, "f.dsql", cache, previous=document)
         assert summary(document.diagnostics) == summary(check_text(text, "f.dsql").diagnostics)
+
+
+def test_a_compiler_failure_is_a_diagnostic_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lsp.analysis
+
+    def broken(text: str, filename: str) -> object:
+        if "boom" in text:
+            raise IndexError("tuple index out of range")
+        return check_text(text, filename)
+
+    monkeypatch.setattr(lsp.analysis, "check_text", broken)
+    text = "SELECT df.start('SELECT 1', 'a');\nSELECT df.start('boom', 'b');\n"
+    document = analyse_document(text, "f.dsql", StatementCache())
+    assert [d.code for d in document.diagnostics] == ["DFC000"]
+    assert document.diagnostics[0].span.start == text.index("SELECT df.start('boom'")
+    assert "IndexError" in document.diagnostics[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -74,15 +75,22 @@ def test_an_unreachable_database_is_a_message_not_a_crash() -> None:
 
 @pytest_lsp.fixture(
     config=ClientServerConfig(server_command=[sys.executable, "-m", "dfc", "lsp"]),
-    params=["visual-studio-code", "neovim"],
+    params=[("visual-studio-code", "initializationOptions"), ("neovim", "configuration")],
+    ids=["vscode-init-options", "neovim-configuration"],
     scope="module",
 )
 async def db_client(
     lsp_client: LanguageClient, request: pytest.FixtureRequest, app_dsn: str
 ) -> AsyncIterator[None]:
+    """A server told the DSN by initializationOptions, or asked for it by workspace/configuration."""
+    client_name, channel = request.param
+    options: dict[str, object] = {"debounceMs": 0}
+    if channel == "initializationOptions":
+        options["dsn"] = app_dsn
+    else:
+        lsp_client.set_configuration({"dsn": app_dsn}, section="dfc")
     params = lsp.InitializeParams(
-        capabilities=client_capabilities(request.param),
-        initialization_options={"dsn": app_dsn, "debounceMs": 0},
+        capabilities=client_capabilities(client_name), initialization_options=options
     )
     await lsp_client.initialize_session(params)
     yield
@@ -91,6 +99,13 @@ async def db_client(
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_database_completion_over_stdio(db_client: LanguageClient) -> None:
+    # The server reads the schema in the background as soon as it knows the DSN.
+    for _ in range(600):
+        if any("read 2 tables" in m.message for m in db_client.log_messages):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError([m.message for m in db_client.log_messages])
     status = await db_client.workspace_execute_command_async(
         lsp.ExecuteCommandParams(command="dfc.refreshSchema")
     )

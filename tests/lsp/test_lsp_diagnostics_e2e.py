@@ -1,11 +1,16 @@
-"""Diagnostics over stdio: every ``dfc check`` finding, published per version, UTF-16 columns."""
+"""Diagnostics over stdio: every ``dfc check`` finding, per version, in the negotiated encoding."""
 
 from __future__ import annotations
 
+import copy
+import sys
+from collections.abc import AsyncIterator
+
 import pytest
+import pytest_lsp
 from lsp_e2e import open_doc
 from lsprotocol import types as lsp
-from pytest_lsp import LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from compiler.api import check_text
 
@@ -32,9 +37,10 @@ async def test_columns_count_utf16_code_units(client: LanguageClient) -> None:
     doc = await open_doc(client, BROKEN)
     published = await doc.diagnostics()
     undeclared = next(d for d in published if d.code == "DFC510")
-    # The emoji before it is one character but two UTF-16 code units.
+    # The emoji before it is one character but two UTF-16 code units (four UTF-8 ones).
     assert undeclared.range.start == doc.pos("{apii}")
-    assert undeclared.range.start.character == BROKEN.splitlines()[2].index("{apii}") + 1
+    extra = {"utf-16": 1, "utf-8": 3, "utf-32": 0}[doc.encoding()]
+    assert undeclared.range.start.character == BROKEN.splitlines()[2].index("{apii}") + extra
     assert "Did you mean {api}?" in undeclared.message  # the hint travels in the message
 
 
@@ -64,3 +70,30 @@ async def test_garbage_and_stale_requests_do_not_break_the_server(client: Langua
     # Still alive and correct.
     fine = await open_doc(client, "SELECT df.start('SELECT 1', 'ok');")
     assert await fine.diagnostics() == []
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "dfc", "lsp"]),
+    scope="module",
+)
+async def utf8_client(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    capabilities = copy.deepcopy(client_capabilities("neovim"))  # the recorded set is shared
+    capabilities.general = lsp.GeneralClientCapabilities(
+        position_encodings=[lsp.PositionEncodingKind.Utf8, lsp.PositionEncodingKind.Utf16]
+    )
+    result = await lsp_client.initialize_session(
+        lsp.InitializeParams(capabilities=capabilities, initialization_options={"debounceMs": 0})
+    )
+    assert result.capabilities.position_encoding == lsp.PositionEncodingKind.Utf8
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_utf8_position_encoding_when_the_client_prefers_it(
+    utf8_client: LanguageClient,
+) -> None:
+    doc = await open_doc(utf8_client, BROKEN)
+    published = await doc.diagnostics()
+    undeclared = next(d for d in published if d.code == "DFC510")
+    line = BROKEN.splitlines()[2]
+    assert undeclared.range.start.character == len(line[: line.index("{apii}")].encode("utf-8"))

@@ -83,3 +83,13 @@ async def test_bad_initialization_options_are_shown_and_defaulted(
     await bad_settings_client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query="x"))
     messages = [m.message for m in bad_settings_client.messages]
     assert any("dfc.debounceMs" in m for m in messages), messages
+
+
+def test_positions_in_utf8_and_utf32() -> None:
+    text = "é😀x\n"
+    utf8 = LineIndex(text, "utf-8")
+    assert utf8.position(2) == lsp.Position(line=0, character=6)
+    assert utf8.offset(lsp.Position(line=0, character=6)) == 2
+    utf32 = LineIndex(text, "utf-32")
+    assert utf32.position(2) == lsp.Position(line=0, character=2)
+    assert utf32.offset(lsp.Position(line=0, character=2)) == 2
