@@ -38,7 +38,7 @@ from lsp.names import Binding, scope_at, unique_names
 from lsp.schema import Schema
 from lsp.state import DocumentState
 
-TRIGGER_CHARACTERS = ["$", ".", "{", "'", " ", "("]
+TRIGGER_CHARACTERS = ["$", ".", "{"]
 
 _NAME_PREFIX = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\Z")
 _COLUMN_PREFIX = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)?\Z")

@@ -40,6 +40,16 @@ def summary(diagnostics: list) -> list[tuple]:  # type: ignore[type-arg]
     return [(d.code, d.span, d.message, d.hint, d.fixes, d.related) for d in diagnostics]
 
 
+CORPUS = sorted((ROOT / "tests" / "compiler" / "corpus").glob("*/*.dsql"))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[f"{p.parent.name}/{p.stem}" for p in CORPUS])
+def test_same_diagnostics_as_check_on_the_compiler_corpus(path: Path) -> None:
+    text = path.read_text("utf-8")
+    document = analyse_document(text, path.name, StatementCache())
+    assert summary(document.diagnostics) == summary(check_text(text, path.name).diagnostics)
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_same_diagnostics_as_check(name: str) -> None:
     text = FILES[name]
