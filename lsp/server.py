@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.capabilities import ServerCapabilitiesBuilder
@@ -71,7 +72,8 @@ class DfcLanguageServer(LanguageServer):
 
         Only open documents have a state: a request about any other URI gets an empty answer.
         """
-        document = self.workspace.text_documents.get(uri)
+        documents = self.workspace.text_documents
+        document = documents.get(uri) or documents.get(unquote(uri))  # pygls keys are unquoted
         if document is None:
             return None
         current = self.store.get(uri)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_lsp
-from lsp_e2e import open_doc
+from lsp_e2e import WORKSPACE, open_doc
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
@@ -52,6 +52,19 @@ async def test_edits_republish_and_fixing_clears(client: LanguageClient) -> None
     assert after[0].range.start == doc.pos("df.sleep")
     doc.edit(doc.pos("df.sleep", 3), doc.pos("df.sleep", 6), "sleep")
     assert await doc.diagnostics(lambda ds: ds == []) == []
+
+
+async def test_uris_with_escaped_characters(client: LanguageClient) -> None:
+    uri = (WORKSPACE / "my flow ü.dsql").as_uri()
+    assert "%20" in uri
+    text = "SELECT df.start('SELECT 1', 'w');\nSELECT df.start(df.slep(1), 'v');\n"
+    doc = await open_doc(client, text, uri=uri)
+    published = await doc.diagnostics()
+    assert [d.code for d in published] == ["DFC201"]
+    symbols = await client.text_document_document_symbol_async(
+        lsp.DocumentSymbolParams(doc.ident())
+    )
+    assert symbols is not None and [s.name for s in symbols] == ["w"]
 
 
 async def test_garbage_and_stale_requests_do_not_break_the_server(client: LanguageClient) -> None:
