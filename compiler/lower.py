@@ -23,7 +23,7 @@ from compiler import ir
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import DiagnosticSink, Severity
-from compiler.parser import ParseResult
+from compiler.parser import ParseResult, gc_paused
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
 from compiler.values import (
@@ -58,9 +58,9 @@ Subtree = Tree[Token]
 
 def lower(parsed: ParseResult, catalogue: Catalogue | None = None) -> ir.Program:
     """Build the program of a parsed file; diagnostics go to ``parsed.diagnostics``."""
-    return _Lowerer(parsed.source, parsed.diagnostics, catalogue or load_catalogue()).program(
-        parsed
-    )
+    lowerer = _Lowerer(parsed.source, parsed.diagnostics, catalogue or load_catalogue())
+    with gc_paused():
+        return lowerer.program(parsed)
 
 
 class _Lowerer:
@@ -68,6 +68,7 @@ class _Lowerer:
         self.source = source
         self.sink = sink
         self.catalogue = catalogue
+        self._spans: dict[tuple[int, int], Span] = {}
         self._rules: dict[str, Callable[[Subtree], Value]] = {
             name[1:]: getattr(self, name)
             for name in dir(self)
@@ -181,9 +182,15 @@ class _Lowerer:
     def span(self, tree: Subtree | Token) -> Span:
         if isinstance(tree, Token):
             start = tree.start_pos or 0
-            return self.source.span(start, tree.end_pos or start + len(tree))
-        meta = tree.meta
-        return self.source.span(meta.start_pos, meta.end_pos)
+            end = tree.end_pos or start + len(tree)
+        else:
+            start, end = tree.meta.start_pos, tree.meta.end_pos
+        # The same subtree's span is asked for several times (operator, node, value).
+        key = (start, end)
+        span = self._spans.get(key)
+        if span is None:
+            span = self._spans[key] = self.source.span(start, end)
+        return span
 
     def expr(self, tree: Subtree | Token) -> Value:
         if isinstance(tree, Token):  # pragma: no cover - every operand is a rule
