@@ -198,10 +198,10 @@ class _Lowerer:
         return self._rules[str(tree.data)](tree)
 
     def _paren(self, tree: Subtree) -> Value:
-        inner = self.expr(_child(tree, 0))
-        if isinstance(inner, NodeValue):
-            return inner
-        return inner
+        inner = _child(tree, 0)
+        while inner.data == "paren":  # ((( x ))) without a frame per level
+            inner = _child(inner, 0)
+        return self.expr(inner)
 
     def _literal(self, tree: Subtree) -> Value:
         tokens = [t for t in tree.children if isinstance(t, Token)]
