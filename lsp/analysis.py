@@ -124,7 +124,7 @@ class Placed:
 class StatementCache:
     """A bounded LRU of statement analyses keyed by (prelude, chunk text)."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._size = size
         self._items: OrderedDict[tuple[str, str, str], StatementAnalysis] = OrderedDict()
         self.hits = 0

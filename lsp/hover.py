@@ -75,7 +75,7 @@ def hover(
         if occurrence.is_variable:
             return _markdown(_variable_text(state, occurrence.name), span)
         parts = [f"**${occurrence.name}**"]
-        for where, binding in bindings_of(state, placed, occurrence.name):
+        for where, binding in bindings_of(placed, occurrence.name):
             line = lines.position(where.to_doc(binding.start)).line + 1
             if binding.node is not None:
                 parts.append(_describe_binding(binding.node, line, schema))

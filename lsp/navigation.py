@@ -21,7 +21,7 @@ from lsp.state import DocumentState
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def bindings_of(state: DocumentState, placed: Placed, name: str) -> list[tuple[Placed, Occurrence]]:
+def bindings_of(placed: Placed, name: str) -> list[tuple[Placed, Occurrence]]:
     """The places ``name`` is bound in the workflow of ``placed``."""
     return [
         (placed, o) for o in occurrences(placed.analysis) if o.kind == "bind" and o.name == name
@@ -75,7 +75,7 @@ def definition(state: DocumentState, position: lsp.Position) -> list[lsp.Locatio
             for p, o in _all_related(state, placed, occurrence)
             if o.kind == "var_decl"
         ]
-    bindings = bindings_of(state, placed, occurrence.name)
+    bindings = bindings_of(placed, occurrence.name)
     statement = placed.analysis.statement
     if isinstance(statement, ir.Workflow):
         in_scope = {

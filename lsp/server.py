@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -60,7 +59,6 @@ class DfcLanguageServer(LanguageServer):
         self.schema_cache = SchemaCache()
         self.workspace_index = symbols.WorkspaceIndex(self.store.cache)
         self._pending: dict[str, asyncio.Task[None]] = {}
-        self.analysis_times: list[float] = []
         self.startup_problems: list[str] = []
         self.initialization_options: dict[str, Any] = {}
         self._schema_requested_for: str | None = None
@@ -101,9 +99,7 @@ class DfcLanguageServer(LanguageServer):
             try:
                 if delay:
                     await asyncio.sleep(delay)
-                started = time.perf_counter()
                 self.publish(uri)
-                self.analysis_times.append(time.perf_counter() - started)
             except asyncio.CancelledError:
                 raise
             except Exception:
