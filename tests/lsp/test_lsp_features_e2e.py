@@ -7,6 +7,8 @@ from lsp_e2e import Doc, open_doc
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
+from compiler.api import check_text
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FILE = """SELECT df.setvar('region', 'eu');
@@ -172,3 +174,39 @@ async def test_refresh_schema_without_a_database(client: LanguageClient) -> None
         lsp.ExecuteCommandParams(command="dfc.refreshSchema")
     )
     assert "no database configured" in str(result)
+
+
+TYPED = """SELECT df.setvar('api', 'https://x.test');
+SELECT df.start(
+    'SELECT 1 AS id' |=> 'first'
+    ~> df.http('{api}/$first.id', 'GET') |=> 'call'
+    ~> 'SELECT $call.status',
+    'typed'
+);
+"""
+
+
+async def test_typing_a_file_character_by_character(client: LanguageClient) -> None:
+    """Every intermediate text gets an answer; the server logs no error; the end equals check."""
+    doc = await open_doc(client, "")
+    errors_before = sum(m.type == lsp.MessageType.Error for m in client.log_messages)
+    typed = ""
+    for index, char in enumerate(TYPED):
+        end = doc.pos(typed, len(typed)) if typed else lsp.Position(line=0, character=0)
+        doc.text = typed
+        doc.edit(end, end, char)
+        typed += char
+        doc.text = typed
+        if index % 7 == 0 or char in "$.{":
+            position = doc.pos(typed, len(typed))
+            await client.text_document_completion_async(
+                lsp.CompletionParams(text_document=doc.ident(), position=position)
+            )
+            await client.text_document_hover_async(
+                lsp.HoverParams(text_document=doc.ident(), position=position)
+            )
+    expected = [d.code for d in check_text(TYPED, "typed.dsql").diagnostics]
+    final = await doc.diagnostics(lambda ds: [d.code for d in ds] == expected)
+    assert [d.code for d in final] == expected
+    errors_after = sum(m.type == lsp.MessageType.Error for m in client.log_messages)
+    assert errors_after == errors_before
