@@ -7,10 +7,10 @@ table and column completion; ``DFC_DSN`` is the fallback), ``debounceMs`` (delay
 edit and its diagnostics, default 20) and ``workspaceSymbols``. The command
 ``dfc.refreshSchema`` reads the database schema again.
 
-Layout: :mod:`lsp.server` wires the protocol to one module per feature (``completion``,
+Layout: :mod:`lsp.handlers` wires the protocol to one module per feature (``completion``,
 ``hover``, ``navigation``, ``symbols``, ``semantic_tokens``, ``formatting``, ``code_actions``,
-``signature_help``, ``folding``, ``diagnostics``); :mod:`lsp.state` caches derived state per
-document version; :mod:`lsp.analysis` analyses documents statement by statement;
+``signature_help``, ``folding``, ``diagnostics``); :mod:`lsp.server` is the server object and
+its state; :mod:`lsp.state` caches derived state per document version; :mod:`lsp.analysis` analyses documents statement by statement;
 :mod:`lsp.lexing`, :mod:`lsp.context`, :mod:`lsp.names` and :mod:`lsp.positions` hold the
 facts the features share.
 """

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from lsp.server import create_server
+    from lsp.handlers import create_server
 
     server = create_server()
     if address is not None:
