@@ -58,7 +58,7 @@ class Reschedule:
     state: dict[str, Any]
 
 
-class StepFailed(Exception):  # noqa: N818 - an outcome, not a defect
+class StepFailed(Exception):
     """The user's SQL failed: its transaction is lost, the failure is recorded in a new one."""
 
     def __init__(self, task_id: int, message: str) -> None:

@@ -87,6 +87,9 @@ def returns_rows(sql: str) -> bool:
 class SqlExecutor(_Leaf):
     """A SQL step: its effects, its result and what comes next commit together."""
 
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[Any, ...], bool] = {}
+
     def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
               scope: dict[str, JSON]) -> Outcome | None:
         wanted = referenced_names(node.spec["sql"])
@@ -107,8 +110,17 @@ class SqlExecutor(_Leaf):
             )
         store = ctx.store
         ctx.ran_sql = True
+        # substituted values are literals and cannot change the kind of statement, so one
+        # classification serves every instance with the same step text, variables and label
+        key = (node.spec["sql"], ctx.instance.label,
+               tuple(sorted((k, str(v)) for k, v in ctx.instance.vars.items())))
+        rows_wanted = self._kinds.get(key)
+        if rows_wanted is None:
+            rows_wanted = self._kinds[key] = returns_rows(sql)
+            if len(self._kinds) > 10_000:
+                self._kinds.clear()
         try:
-            rows = store.run_step(ctx.instance.role_oid, sql, returns_rows(sql),
+            rows = store.run_step(ctx.instance.role_oid, sql, rows_wanted,
                                   ctx.instance.search_path)
         except psycopg.errors.OperationalError:
             raise

@@ -172,7 +172,7 @@ class Worker:
         store = Store(conn)
         claim: Claim | None = None
         try:
-            with conn.pipeline(), conn.transaction():
+            with conn.transaction():
                 claim = store.claim()
                 if claim is None:
                     return False
