@@ -17,6 +17,8 @@ class Code:
 
 
 _ENTRIES = [
+    # -- internal ------------------------------------------------------------------------------
+    Code("DFC000", "error", "internal compiler error"),
     # -- lexical and syntax ------------------------------------------------------------------
     Code("DFC101", "error", "unexpected token"),
     Code("DFC102", "error", "unexpected end of statement"),
