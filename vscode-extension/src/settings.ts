@@ -21,6 +21,8 @@ export interface Settings {
   readonly args: readonly string[];
   /** PostgreSQL DSN for table/column completion; empty means no database. */
   readonly dsn: string;
+  /** Milliseconds the server waits after an edit before checking the document. */
+  readonly debounceMs: number;
   readonly trace: TraceLevel;
 }
 
@@ -29,11 +31,12 @@ export const DEFAULTS: Settings = {
   interpreter: "",
   args: [],
   dsn: "",
+  debounceMs: 20,
   trace: "off",
 };
 
 /** The settings that change how the server is started: a change to any of them restarts it. */
-export const RESTART_KEYS = ["path", "interpreter", "args", "dsn"] as const;
+export const RESTART_KEYS = ["path", "interpreter", "args", "dsn", "debounceMs"] as const;
 
 /** The part of `vscode.WorkspaceConfiguration` that reading settings needs. */
 export interface ConfigurationReader {
@@ -86,10 +89,18 @@ export function parseSettings(config: ConfigurationReader, expansions: Expansion
     problems.push({ key: "trace.server", message: `dfc.trace.server must be one of ${TRACE_LEVELS.join(", ")}; using "off".` });
   }
 
+  const rawDebounce = config.get("debounceMs");
+  let debounceMs = DEFAULTS.debounceMs;
+  if (typeof rawDebounce === "number" && Number.isInteger(rawDebounce) && rawDebounce >= 0 && rawDebounce <= 10000) {
+    debounceMs = rawDebounce;
+  } else if (rawDebounce !== undefined && rawDebounce !== null) {
+    problems.push({ key: "debounceMs", message: `dfc.debounceMs must be a whole number from 0 to 10000; using ${DEFAULTS.debounceMs}.` });
+  }
+
   const path = expand(str("path", DEFAULTS.path), expansions) || DEFAULTS.path;
   const interpreter = expand(str("interpreter", DEFAULTS.interpreter), expansions);
   const dsn = str("dsn", DEFAULTS.dsn);
-  return { settings: { path, interpreter, args, dsn, trace }, problems };
+  return { settings: { path, interpreter, args, dsn, debounceMs, trace }, problems };
 }
 
 /** Expands a leading `~` and every `${workspaceFolder}`; other text is kept as written. */
@@ -114,10 +125,11 @@ export function serverCommand(settings: Settings): { command: string; args: stri
 
 /**
  * What the server receives as `initializationOptions`. `dsn` is null when no database is
- * configured, so the server can tell "not set" from a malformed value.
+ * configured, so the server can tell "not set" from a malformed value. The server also
+ * advertises the `dfc.refreshSchema` command; the language client registers it in VS Code.
  */
-export function initializationOptions(settings: Settings): { dsn: string | null } {
-  return { dsn: settings.dsn === "" ? null : settings.dsn };
+export function initializationOptions(settings: Settings): { dsn: string | null; debounceMs: number } {
+  return { dsn: settings.dsn === "" ? null : settings.dsn, debounceMs: settings.debounceMs };
 }
 
 /** True when going from `before` to `after` needs a new server process. */

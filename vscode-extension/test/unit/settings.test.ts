@@ -32,6 +32,7 @@ describe("parseSettings", () => {
         interpreter: "",
         args: ["--log-level", "debug"],
         dsn: "postgresql://app@localhost/app",
+        debounceMs: 150,
         "trace.server": "verbose",
       }),
     );
@@ -41,18 +42,19 @@ describe("parseSettings", () => {
       interpreter: "",
       args: ["--log-level", "debug"],
       dsn: "postgresql://app@localhost/app",
+      debounceMs: 150,
       trace: "verbose",
     });
   });
 
   it("falls back to defaults for values of the wrong type and says which", () => {
     const { settings, problems } = parseSettings(
-      config({ path: 42, args: "--verbose", dsn: ["x"], "trace.server": "loud" }),
+      config({ path: 42, args: "--verbose", dsn: ["x"], debounceMs: -1, "trace.server": "loud" }),
     );
     assert.deepEqual(settings, DEFAULTS);
     assert.deepEqual(
       problems.map((p) => p.key),
-      ["args", "trace.server", "path", "dsn"],
+      ["args", "trace.server", "debounceMs", "path", "dsn"],
     );
     for (const problem of problems) assert.match(problem.message, /^dfc\.\S+ must be/);
   });
@@ -109,11 +111,14 @@ describe("serverCommand", () => {
 
 describe("initializationOptions", () => {
   it("passes the DSN", () => {
-    assert.deepEqual(initializationOptions({ ...DEFAULTS, dsn: "postgresql:///app" }), { dsn: "postgresql:///app" });
+    assert.deepEqual(initializationOptions({ ...DEFAULTS, dsn: "postgresql:///app" }), {
+      dsn: "postgresql:///app",
+      debounceMs: 20,
+    });
   });
 
   it("passes null when no DSN is set", () => {
-    assert.deepEqual(initializationOptions(DEFAULTS), { dsn: null });
+    assert.deepEqual(initializationOptions(DEFAULTS), { dsn: null, debounceMs: 20 });
   });
 });
 
