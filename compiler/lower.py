@@ -906,17 +906,16 @@ class _Lowerer:
             timeout_span=timeout[1] if timeout else None,
         )
 
-    def _http_common(self, function: Function, args: dict[str, Value]) -> dict[str, Any] | None:
+    def _http_common(self, function: Function, args: dict[str, Value]) -> dict[str, Any]:
         url = self.as_text(args["url"], function.params[0])
-        if url is None:
-            if isinstance(args["url"], NullValue):
-                self.sink.add(
-                    "DFC206",
-                    args["url"].span,
-                    f"{function.qualified_name} needs a URL, not NULL",
-                    hint="Write the URL in quotes; {var} references are substituted at run time.",
-                )
-            return None
+        if url is None and isinstance(args["url"], NullValue):
+            self.sink.add(
+                "DFC206",
+                args["url"].span,
+                f"{function.qualified_name} needs a URL, not NULL",
+                hint="Write the URL in quotes; {var} references are substituted at run time.",
+            )
+        # The other arguments are checked even without a URL, so all mistakes are reported.
         method = self.as_text(args.get("method"), function.param("method"))
         headers = self.as_json(args.get("headers"), function.params[3], function)
         timeout = self.as_int(args.get("timeout_seconds"), function.params[4], function)
@@ -930,8 +929,6 @@ class _Lowerer:
 
     def _build_http(self, function: Function, args: dict[str, Value], span: Span) -> ir.Node | None:
         common = self._http_common(function, args)
-        if common is None:
-            return None
         body = args.get("body")
         body_text: ir.Text | None
         if isinstance(body, JsonValue):
@@ -942,15 +939,17 @@ class _Lowerer:
             )
         else:
             body_text = self.as_text(body, function.params[2])
+        if common["url"] is None:
+            return None
         return ir.Http(span=span, body=body_text, **common)
 
     def _build_http_multipart(
         self, function: Function, args: dict[str, Value], span: Span
     ) -> ir.Node | None:
         common = self._http_common(function, args)
-        if common is None:
-            return None
         parts = self.as_json(args.get("parts"), function.params[2], function)
+        if common["url"] is None:
+            return None
         return ir.HttpMultipart(span=span, parts=parts, **common)
 
     def _build_as(self, function: Function, args: dict[str, Value], span: Span) -> ir.Node | None:
