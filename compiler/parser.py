@@ -129,6 +129,8 @@ def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
     sink = sink if sink is not None else DiagnosticSink()
     result = ParseResult(source, [], [], sink)
     for tokens, lex_error in _statements(source, _lex(source), result):
+        if _plain_sql(source, tokens, lex_error, sink):
+            continue
         if lex_error is not None:
             # Report the first problem of the statement: a syntax error before the bad
             # character (e.g. the SELECT of a sub-query) says more than the character does.
@@ -138,6 +140,99 @@ def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
         tree = _parse_statement(source, tokens, sink)
         result.statements.append(ParsedStatement(tokens, tree))
     return result
+
+
+# Statements that begin like these are SQL pasted from a pg_durable example (set-up,
+# transactions, monitoring), not workflows.
+_SQL_COMMANDS = frozenset(
+    [
+        "abort",
+        "alter",
+        "analyze",
+        "begin",
+        "call",
+        "checkpoint",
+        "close",
+        "cluster",
+        "comment",
+        "commit",
+        "copy",
+        "create",
+        "deallocate",
+        "declare",
+        "delete",
+        "discard",
+        "do",
+        "drop",
+        "end",
+        "execute",
+        "explain",
+        "fetch",
+        "grant",
+        "import",
+        "insert",
+        "listen",
+        "load",
+        "lock",
+        "merge",
+        "move",
+        "notify",
+        "prepare",
+        "reassign",
+        "refresh",
+        "reindex",
+        "release",
+        "reset",
+        "revoke",
+        "rollback",
+        "savepoint",
+        "security",
+        "set",
+        "show",
+        "start",
+        "table",
+        "truncate",
+        "unlisten",
+        "update",
+        "vacuum",
+        "values",
+        "with",
+    ]
+)
+
+
+def _plain_sql(
+    source: SourceFile, tokens: list[Token], lex_error: Token | None, sink: DiagnosticSink
+) -> bool:
+    """Report a SQL statement that is not a workflow (``CREATE ...``, ``SELECT * FROM ...``)."""
+    first = tokens[0] if tokens else None
+    if first is None:
+        return False
+    following = tokens[1] if len(tokens) > 1 else lex_error
+    start = first.start_pos or 0
+    if (
+        first.type == "IDENT"
+        and str(first).lower() in _SQL_COMMANDS
+        and (following is None or str(following) not in {"(", "."})
+    ):
+        sink.add(
+            "DFC101",
+            source.span(start, start + len(first)),
+            f"{str(first).upper()} ... is a SQL statement, not a workflow",
+            hint="Run set-up and administration SQL with psql. To run it as a workflow step, "
+            "put it in quotes: '" + str(first).upper() + " ...' or $$...$$.",
+        )
+        return True
+    if first.type == "SELECT" and len(tokens) == 1 and str(lex_error) == "*":
+        sink.add(
+            "DFC101",
+            source.span(start, start + len(first)),
+            "SELECT * ... is a query, not a workflow",
+            hint="Run queries such as SELECT * FROM df.list_instances() with psql; a "
+            ".dsql file holds workflows. To run it as a step, put it in quotes.",
+        )
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -488,9 +583,22 @@ def _syntax_error(
     ):
         # A bare word where a step belongs: point at the word, not at what follows it.
         start = previous.start_pos or 0
+        end = start + len(previous)
+        index = next(i for i, t in enumerate(tokens) if t is previous)
+        if index >= 2 and tokens[index - 1].type == "DOT":
+            # A qualified name without parentheses, e.g. df.sleep.
+            start = tokens[index - 2].start_pos or 0
+            name = source.text[start:end]
+            sink.add(
+                "DFC101",
+                source.span(start, end),
+                f"{name} is not a step",
+                hint=f"A function call needs parentheses, e.g. {name}(...).",
+            )
+            return
         sink.add(
             "DFC101",
-            source.span(start, start + len(previous)),
+            source.span(start, end),
             f"name {previous!s} is not a step",
             hint=_bare_word_hint(previous, tokens),
         )
@@ -537,8 +645,17 @@ def _end_error(
         hint = f"Add the step that follows '{text}', or remove the '{text}'."
     elif last.type == "COMMA":
         hint = "Add the argument that follows ',', or remove the ','."
+    elif last.type == "IDENT" and len(tokens) > 1 and tokens[-2].type == "DOT":
+        hint = f"A function call needs parentheses, e.g. {tokens[-3]!s}.{text}(...)."
     elif last.type == "IDENT":
-        hint = f"A function call needs parentheses, e.g. {text}(...); SQL goes in quotes."
+        start = last.start_pos or 0
+        sink.add(
+            "DFC101",
+            source.span(start, end),
+            f"name {text} is not a step",
+            hint=_bare_word_hint(last, tokens),
+        )
+        return
     else:
         hint = "The statement ends before the expression is complete."
     sink.add(
@@ -596,6 +713,8 @@ def _hint_for(
             "dfc compiles workflows ahead of time: a sub-query that builds a workflow at run "
             "time cannot be compiled. Write the workflow itself in the file."
         )
+    if token.type == "IDENT" and text.lower() == "as":
+        return "DFC101", "A workflow statement takes no column alias: remove 'AS ...'."
     if token.type == "IDENT" and text.lower() in {"and", "or", "not"}:
         return "DFC101", "Conditions are SQL: put them inside the string, e.g. 'SELECT a AND b'."
     if before == "|=>":
