@@ -710,8 +710,9 @@ def _hint_for(
         return "DFC110", _CONCAT_HINT
     if token.type == "SELECT":
         return "DFC110", (
-            "dfc compiles workflows ahead of time: a sub-query that builds a workflow at run "
-            "time cannot be compiled. Write the workflow itself in the file."
+            "dfc compiles workflows ahead of time, so a sub-query cannot supply a workflow or "
+            "an argument. Write the workflow or value in the file, or run the query as a SQL "
+            "step and use its result as $name."
         )
     if token.type == "IDENT" and text.lower() == "as":
         return "DFC101", "A workflow statement takes no column alias: remove 'AS ...'."
