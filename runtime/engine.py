@@ -58,6 +58,23 @@ class Reschedule:
     state: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A leaf that is busy elsewhere: its task stays as it is (already postponed)."""
+
+
+class OutsideTransaction(Exception):
+    """A statement that cannot run in a transaction block: the worker runs it on its own,
+    at least once, then records the outcome (see Worker._run_outside)."""
+
+    def __init__(self, task_id: int, sql: str, role_oid: int, search_path: str) -> None:
+        super().__init__(sql)
+        self.task_id = task_id
+        self.sql = sql
+        self.role_oid = role_oid
+        self.search_path = search_path
+
+
 class StepFailed(Exception):
     """The user's SQL failed: its transaction is lost, the failure is recorded in a new one."""
 
@@ -83,7 +100,7 @@ class Executor(Protocol):
     def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
                  outcome: Outcome) -> Outcome | None: ...
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule: ...
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred: ...
 
 
 class Context:
@@ -188,6 +205,8 @@ class Context:
                 self.propagate(task.parent_id, task.branch, outcome)
             return
         result = self.executors[node.kind].run(self, node, task)
+        if isinstance(result, Deferred):
+            return
         if isinstance(result, Reschedule):
             self.store.delete_task(task.id)
             self.ready_task(node, task.parent_id, task.branch, task.scope, delay=result.delay,

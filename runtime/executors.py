@@ -14,7 +14,15 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from runtime.engine import Context, Executor, Outcome, Reschedule, StepFailed
+from runtime.engine import (
+    Context,
+    Deferred,
+    Executor,
+    Outcome,
+    OutsideTransaction,
+    Reschedule,
+    StepFailed,
+)
 from runtime.jsonvalues import JSON, condition_holds, loads
 from runtime.plans import Node
 from runtime.store import Task
@@ -46,7 +54,7 @@ def _started(ctx: Context, task: Task, outcome: Outcome | None) -> Outcome | Non
 class _Compound:
     leaf = False
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         raise AssertionError(f"{node.kind} nodes are not run by workers")
 
 
@@ -98,16 +106,13 @@ class SqlExecutor(_Leaf):
         ctx.ready_task(node, parent_id, branch, {k: v for k, v in scope.items() if k in wanted})
         return None
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         try:
             sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
         except SubstitutionError as exc:
             return Outcome.error(str(exc))
         if not node.spec.get("transactional", True):
-            return Outcome.error(
-                "this statement cannot run inside a transaction block, and running it outside "
-                "one is not supported by this version of the dfc runtime"
-            )
+            return self._outside(ctx, task, sql)
         store = ctx.store
         ctx.ran_sql = True
         # substituted values are literals and cannot change the kind of statement, so one
@@ -133,13 +138,49 @@ class SqlExecutor(_Leaf):
         return Outcome.ok({"rows": rows, "row_count": len(rows)})
 
 
+    @staticmethod
+    def _outside(ctx: Context, task: Task, sql: str) -> Outcome | Deferred:
+        kind = statement_kind(sql)
+        if kind not in OUTSIDE_ALLOWED:
+            return Outcome.error(
+                f"{kind or 'this statement'} cannot run outside a transaction block in a "
+                "workflow step; allowed there: VACUUM, ANALYZE, CLUSTER, REINDEX, "
+                "CREATE/DROP INDEX CONCURRENTLY, CREATE/DROP DATABASE, tablespaces, ALTER SYSTEM"
+            )
+        if ctx.store.task_lock_held(task.id):
+            ctx.store.postpone_task(task.id, 1.0)  # another worker is running it right now
+            return Deferred()
+        ctx.ran_sql = True
+        raise OutsideTransaction(task.id, sql, ctx.instance.role_oid, ctx.instance.search_path)
+
+
+# Statements that cannot run in a transaction block and run no code of the user's that could
+# change roles (index expressions run in security-restricted mode), so they may run under
+# SET ROLE on the worker's session.
+OUTSIDE_ALLOWED = frozenset({
+    "VacuumStmt", "ClusterStmt", "ReindexStmt", "IndexStmt", "DropStmt", "CreatedbStmt",
+    "DropdbStmt", "CreateTableSpaceStmt", "DropTableSpaceStmt", "AlterSystemStmt",
+})
+
+
+def statement_kind(sql: str) -> str | None:
+    """The parse-tree node name of a single statement (``VacuumStmt``), None if unparsable."""
+    try:
+        import pglast
+
+        statements = pglast.parse_sql(sql)
+    except Exception:
+        return None
+    return type(statements[0].stmt).__name__ if len(statements) == 1 else None
+
+
 class SleepExecutor(_Leaf):
     def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
               scope: dict[str, JSON]) -> Outcome | None:
         ctx.ready_task(node, parent_id, branch, {}, delay=float(node.spec["seconds"]))
         return None
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         return Outcome.ok({"slept": True, "seconds": node.spec["seconds"]})
 
 
@@ -153,7 +194,7 @@ class WaitSignalExecutor(_Leaf):
         ctx.ready_task(node, parent_id, branch, {})
         return None
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         name = node.spec["signal"]
         found, payload = ctx.store.consume_signal(ctx.instance.id, name)
         if found:
@@ -186,7 +227,7 @@ class BreakExecutor(_Leaf):
             value = text
         return Outcome("break", value)
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         outcome = self.start(ctx, node, task.parent_id, task.branch, task.scope)
         assert outcome is not None
         return outcome
@@ -199,7 +240,7 @@ class UnsupportedExecutor(_Leaf):
             f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
         )
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
         return Outcome.error(
             f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
         )

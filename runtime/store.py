@@ -94,9 +94,13 @@ class Store:
 
     # --- claiming ---------------------------------------------------------------------------
 
-    def claim(self, *, instance_id: str | None = None, task_id: int | None = None) -> Claim | None:
-        """The next due task (of one instance, or one task by id), locked; None if none."""
-        if task_id is not None:
+    def claim(self, *, instance_id: str | None = None, task_id: int | None = None,
+              wait: bool = False) -> Claim | None:
+        """The next due task (of one instance, or one task by id), locked; None if none.
+        ``wait`` waits for the lock of task ``task_id`` instead of skipping it."""
+        if task_id is not None and wait:
+            row = self._one("relock_task", {"id": task_id})
+        elif task_id is not None:
             row = self._one("claim_task_by_id", {"id": task_id})
         elif instance_id is not None:
             row = self._one("claim_instance_task", {"instance_id": instance_id})
@@ -208,6 +212,34 @@ class Store:
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:
             cur.execute(query("reset_session"))
+
+    # --- statements that cannot run inside a transaction block ------------------------------
+
+    def try_lock_task(self, task_id: int) -> bool:
+        row = self._one("try_lock_task", {"id": task_id})
+        return bool(row and row["locked"])
+
+    def unlock_task(self, task_id: int) -> None:
+        self._run("unlock_task", {"id": task_id})
+
+    def task_lock_held(self, task_id: int) -> bool:
+        row = self._one("task_lock_held", {"id": task_id})
+        return bool(row and row["held"])
+
+    def postpone_task(self, task_id: int, delay: float) -> None:
+        self._run("postpone_task", {"id": task_id, "delay": delay})
+
+    def run_outside_transaction(self, role_oid: int, sql: str, search_path: str) -> None:
+        """Run ``sql`` as the role, in autocommit; the session goes back to the worker after."""
+        try:
+            self._run("become_role", {"role": role_oid, "search_path": search_path})
+            with self.conn.cursor() as cur:
+                cur.execute(sql.encode())
+        finally:
+            if not self.conn.broken:
+                self._run("reset_role")
+                with self.conn.cursor() as cur:
+                    cur.execute(query("reset_all"))
 
     def consume_signal(self, instance_id: str, name: str) -> tuple[bool, JSON]:
         row = self._one("consume_signal", {"instance_id": instance_id, "name": name})

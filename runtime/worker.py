@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from runtime.connection import connect
-from runtime.engine import Context, Outcome, Settings, StepFailed
+from runtime.engine import Context, Outcome, OutsideTransaction, Settings, StepFailed
 from runtime.executors import EXECUTORS
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
@@ -179,6 +179,8 @@ class Worker:
                 self._run_claims(store, claim)
         except StepFailed as failed:
             self._record_failure(conn, failed)
+        except OutsideTransaction as request:
+            self._run_outside(conn, request)
         except psycopg.OperationalError:
             raise
         except Exception as exc:  # a defect in the runtime must not loop on one task forever
@@ -193,6 +195,35 @@ class Worker:
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
         return True
+
+    def _run_outside(self, conn: psycopg.Connection[Any], request: OutsideTransaction) -> None:
+        """Run a non-transactional statement (at least once), then record its outcome. A session
+        advisory lock on the task keeps other workers from running it at the same time."""
+        store = Store(conn)
+        if not store.try_lock_task(request.task_id):
+            return
+        try:
+            outcome = Outcome.ok({"rows": [], "row_count": 0})
+            try:
+                store.run_outside_transaction(request.role_oid, request.sql, request.search_path)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+                outcome = Outcome.error(f"SQL execution failed: {message}")
+            with conn.transaction():
+                claim = store.claim(task_id=request.task_id, wait=True)
+                if claim is not None:
+                    ctx = self._context(store, claim)
+                    if ctx is not None:
+                        ctx.complete(claim.task, outcome)
+                        if ctx.woke_others:
+                            store.notify(claim.instance.id)
+        finally:
+            if not conn.broken:
+                store.unlock_task(request.task_id)
 
     def _record_failure(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
         """A step's SQL failed and took its transaction with it: record the failure anew."""
@@ -231,6 +262,10 @@ class Worker:
             ctx = self._context(store, current)
             if ctx is None:
                 break
+            node = ctx.plan.nodes.get(current.task.node_id)
+            if current is not claim and node is not None and node.kind == "sql" \
+                    and not node.spec.get("transactional", True):
+                break  # runs outside any transaction: it must be the first task of its own
             if current is claim:
                 ctx.run_task(current.task)
             else:

@@ -14,10 +14,12 @@ from runtime.target import open_connection, resolve_dsn
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "install", help="compile a .dsql file and install its workflows",
+        "install",
+        help="compile a .dsql file and install its workflows",
         description="Compile FILE and install each workflow as a plan that df.start('<name>') "
-                    "starts. Re-installing a changed workflow makes a new version; running "
-                    "instances keep theirs.")
+        "starts. Re-installing a changed workflow makes a new version; running "
+        "instances keep theirs.",
+    )
     parser.add_argument("file", metavar="FILE")
     add_dsn_argument(parser)
     parser.set_defaults(func=run)

@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
     status.set_defaults(func=run_status)
 
     listing = subparsers.add_parser("list", help="list instances, newest first")
-    listing.add_argument("--status", choices=("pending", "running", "completed", "failed",
-                                              "cancelled"))
+    listing.add_argument(
+        "--status", choices=("pending", "running", "completed", "failed", "cancelled")
+    )
     listing.add_argument("--label")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--after", metavar="CURSOR", help="next_cursor of the previous page")
@@ -67,14 +68,20 @@ def run_status(args: argparse.Namespace) -> int:
 @guarded
 def run_list(args: argparse.Namespace) -> int:
     with _connection(args) as conn:
-        rows = api.list_instances(conn, status=args.status, limit=args.limit, label=args.label,
-                                  cursor=args.after)
+        rows = api.list_instances(
+            conn, status=args.status, limit=args.limit, label=args.label, cursor=args.after
+        )
     table = Table("id", "label", "workflow", "status", "created", "output")
     for row in rows:
         output = (row.output or "").replace("\n", " ")
-        table.add_row(row.instance_id, row.label or "", row.function_name, row.status,
-                      row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      output[:60] + ("…" if len(output) > 60 else ""))
+        table.add_row(
+            row.instance_id,
+            row.label or "",
+            row.function_name,
+            row.status,
+            row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            output[:60] + ("…" if len(output) > 60 else ""),
+        )
     out.print(table)
     if rows and rows[-1].next_cursor:
         out.print(f"more: dfc list --after {rows[-1].next_cursor}")
@@ -93,7 +100,10 @@ def run_result(args: argparse.Namespace) -> int:
     with _connection(args) as conn:
         status, output = _known(api.output(conn, args.instance), args.instance)
         if status != "completed":
-            raise RuntimeProblem("DFC809", f"instance {args.instance} is {status}"
-                                 + (f": {output}" if status == "failed" and output else ""))
+            raise RuntimeProblem(
+                "DFC809",
+                f"instance {args.instance} is {status}"
+                + (f": {output}" if status == "failed" and output else ""),
+            )
         print(dumps(api.result(conn, args.instance)))
     return 0

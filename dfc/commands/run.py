@@ -28,9 +28,11 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="compile and run a .dsql file, showing live progress",
+        "run",
+        help="compile and run a .dsql file, showing live progress",
         description="Compile FILE, install its workflows, start them, execute them with an "
-                    "in-process worker and print their results.")
+        "in-process worker and print their results.",
+    )
     parser.add_argument("file", metavar="FILE")
     add_dsn_argument(parser)
     parser.add_argument("--concurrency", type=int, default=4, metavar="N")
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
                 print(dumps(api.result(conn, instance)))
             else:
                 failed = True
-                out.print(f"[bold red]{plan['name']}[/bold red] ({instance}) {status}: {output or ''}")
+                out.print(
+                    f"[bold red]{plan['name']}[/bold red] ({instance}) {status}: {output or ''}"
+                )
         del statuses
     return 1 if failed else 0
 
@@ -81,7 +85,9 @@ def _follow(conn: Any, started: list[tuple[dict[str, Any], str]], show: bool) ->
         return statuses, render_all(trees)
 
     statuses, view = snapshot()
-    with Live(view, console=out, refresh_per_second=8, transient=False) if show else _Null() as live:
+    with (
+        Live(view, console=out, refresh_per_second=8, transient=False) if show else _Null() as live
+    ):
         while not all(s in TERMINAL for s in statuses.values()):
             time.sleep(0.1)
             statuses, view = snapshot()

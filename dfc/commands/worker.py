@@ -13,14 +13,26 @@ from runtime.worker import Worker, WorkerOptions
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "worker", help="run a worker that executes workflow steps",
+        "worker",
+        help="run a worker that executes workflow steps",
         description="Claim and execute workflow steps until SIGTERM or Ctrl-C; in-flight steps "
-                    "finish first.")
+        "finish first.",
+    )
     add_dsn_argument(parser)
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
-                        help="steps executed in parallel (one connection each; default 4)")
-    parser.add_argument("--statement-timeout", type=float, default=300.0, metavar="SECONDS",
-                        help="statement_timeout of each SQL step (0 = none; default 300)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="steps executed in parallel (one connection each; default 4)",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="statement_timeout of each SQL step (0 = none; default 300)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     dsn = resolve_dsn(args.dsn, say)
     with open_connection(dsn) as conn:
         require_schema(conn)
-    options = WorkerOptions(concurrency=max(1, args.concurrency),
-                            statement_timeout_ms=int(args.statement_timeout * 1000))
+    options = WorkerOptions(
+        concurrency=max(1, args.concurrency),
+        statement_timeout_ms=int(args.statement_timeout * 1000),
+    )
     say(f"worker started ({options.concurrency} executors); stop with SIGTERM or Ctrl-C")
     Worker(dsn, options).run()
     say("worker stopped")

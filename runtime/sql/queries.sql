@@ -198,3 +198,41 @@ SELECT n.node_id, n.inferred_status, d.started_at, d.updated_at, d.runs,
 
 -- name: await_instance
 SELECT df.await_instance(%(id)s, %(timeout)s) AS status;
+
+-- name: relock_task
+-- The task of a non-transactional step, after its statement ran: wait for anyone holding it.
+SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
+       i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
+       i.search_path, i.vars, i.root_node
+  FROM df.tasks t
+  JOIN df.instances i ON i.id = t.instance_id
+ WHERE t.id = %(id)s
+   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+   FOR UPDATE OF t;
+
+-- name: try_lock_task
+-- Held (session-level) while a non-transactional statement of this task runs.
+SELECT pg_catalog.pg_try_advisory_lock(1147489352, %(id)s::integer) AS locked;
+
+-- name: unlock_task
+SELECT pg_catalog.pg_advisory_unlock(1147489352, %(id)s::integer);
+
+-- name: task_lock_held
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                WHERE l.locktype = 'advisory' AND l.classid = 1147489352
+                  AND l.objid = %(id)s::integer::oid AND l.granted) AS held;
+
+-- name: postpone_task
+UPDATE df.tasks SET run_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => %(delay)s)
+ WHERE id = %(id)s;
+
+-- name: become_role
+SELECT pg_catalog.set_config('role', r.rolname, false),
+       pg_catalog.set_config('search_path', %(search_path)s, false)
+  FROM pg_catalog.pg_roles r WHERE r.oid = %(role)s;
+
+-- name: reset_role
+RESET ROLE;
+
+-- name: reset_all
+RESET ALL;
