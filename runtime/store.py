@@ -213,6 +213,20 @@ class Store:
         with self.conn.cursor() as cur:
             cur.execute(query("reset_session"))
 
+    # --- worker registry ----------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, hostname: str, pid: int, concurrency: int) -> None:
+        self._run("forget_dead_workers")
+        self._run("register_worker", {"id": worker_id, "hostname": hostname, "pid": pid,
+                                      "concurrency": concurrency})
+
+    def heartbeat(self, worker_id: str, steps: int) -> bool:
+        """False when the registration is gone (then register again)."""
+        return self._run("heartbeat", {"id": worker_id, "steps": steps}) > 0
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self._run("unregister_worker", {"id": worker_id})
+
     # --- statements that cannot run inside a transaction block ------------------------------
 
     def try_lock_task(self, task_id: int) -> bool:

@@ -14,9 +14,13 @@ Lost connections are re-established with backoff.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -36,6 +40,7 @@ log = logging.getLogger("dfc.worker")
 # An idle worker re-checks at least this often (work released by a crashed worker sends no
 # notification).
 MAX_IDLE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10.0
 # Tasks that run no SQL (starting compound nodes, finished timers) chained into one transaction.
 MAX_CHAINED_TASKS = 64
 
@@ -59,6 +64,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._plans: dict[int, Plan | PlanError] = {}
         self.steps_done = 0
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -114,16 +120,28 @@ class Worker:
                 self._cond.wait(max(0.0, min(seconds, MAX_IDLE_SECONDS)))
 
     def _listen(self) -> None:
+        """LISTEN for work, and keep this worker's row in df.workers fresh (heartbeat)."""
         backoff = 0.1
+        registered = False
         while not self._stop.is_set():
             try:
                 with connect(self.dsn, application_name=self.options.application_name) as conn:
+                    store = Store(conn)
                     conn.execute(query("listen"))
                     backoff = 0.1
                     self.wake()  # anything sent while we were not listening
+                    last_beat = 0.0
                     while not self._stop.is_set():
+                        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                            if not registered or not store.heartbeat(self.id, self.steps_done):
+                                store.register_worker(self.id, socket.gethostname(), os.getpid(),
+                                                      self.options.concurrency)
+                                registered = True
+                            last_beat = time.monotonic()
                         for _ in conn.notifies(timeout=1.0):
                             self.wake()
+                    if registered:
+                        store.unregister_worker(self.id)
             except psycopg.Error as exc:
                 log.warning("listener connection lost (%s); reconnecting", exc)
                 self._stop.wait(backoff)

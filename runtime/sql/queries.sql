@@ -236,3 +236,19 @@ RESET ROLE;
 
 -- name: reset_all
 RESET ALL;
+
+-- name: register_worker
+INSERT INTO df.workers (id, hostname, pid, concurrency)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(concurrency)s);
+
+-- name: heartbeat
+UPDATE df.workers SET last_seen_at = pg_catalog.clock_timestamp(), steps = %(steps)s
+ WHERE id = %(id)s;
+
+-- name: unregister_worker
+DELETE FROM df.workers WHERE id = %(id)s;
+
+-- name: forget_dead_workers
+-- Workers silent for a minute are gone (killed, or their machine is).
+DELETE FROM df.workers
+ WHERE last_seen_at < pg_catalog.clock_timestamp() - interval '1 minute';

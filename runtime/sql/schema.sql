@@ -119,6 +119,18 @@ CREATE TABLE df.signals (
 );
 CREATE INDEX signals_instance_idx ON df.signals (instance_id, name, id);
 
+-- Worker registry: every running worker process and its heartbeat (for monitoring; claiming
+-- does not depend on it, row locks are the leases).
+CREATE TABLE df.workers (
+    id text PRIMARY KEY,
+    hostname text NOT NULL,
+    pid integer NOT NULL,
+    concurrency integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    last_seen_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    steps bigint NOT NULL DEFAULT 0
+);
+
 -- Roles whose step runner is being created in the current transaction (see df._ensure_runner).
 CREATE TABLE df.runner_gate (
     role regrole PRIMARY KEY
@@ -397,7 +409,7 @@ $$;
 
 CREATE FUNCTION df.version() RETURNS text
 LANGUAGE sql IMMUTABLE
-AS $$ SELECT '0.1.0 (dfc runtime, schema 1)' $$;
+AS $$ SELECT '0.1.0 (dfc runtime, schema 2)' $$;
 
 -- Store a compiled plan for the caller; returns its id. A plan whose hash matches the latest
 -- version under the same name is not stored again.

@@ -38,3 +38,33 @@ def test_migrations_reproduce_schema_sql(empty_dsn: str, dsn: str) -> None:
 
 def test_schema_sql_has_no_psql_metacommands() -> None:
     assert not re.search(r"^\\", schema_sql(), flags=re.MULTILINE)
+
+
+def test_workers_register_and_leave(dsn: str) -> None:
+    from helpers import eventually, running_worker
+
+    with connect(dsn) as conn:
+        with running_worker(dsn) as worker:
+            def registered() -> bool:
+                row = conn.execute("SELECT count(*) FROM df.workers WHERE id = %s",
+                                   (worker.id,)).fetchone()
+                return row == (1,)
+
+            eventually(registered)
+        assert conn.execute("SELECT count(*) FROM df.workers").fetchone() == (0,)
+        assert conn.execute("SELECT df.version()").fetchone() == ("0.1.0 (dfc runtime, schema 2)",)
+
+
+def test_upgrade_applies_pending_migrations(empty_dsn: str) -> None:
+    from runtime.migrate import migrations
+    from runtime.queries import query
+
+    first = migrations()[0]
+    with connect(empty_dsn) as conn:
+        with conn.transaction():
+            conn.execute(first.sql.encode())
+            conn.execute(query("record_version"), {"version": first.version, "name": first.name})
+        report = install(conn)
+        assert not report.fresh
+        assert report.applied == [m.version for m in migrations()[1:]]
+        assert install(conn).applied == []
