@@ -386,6 +386,23 @@ class _Tables:
     gotos: dict[int, dict[str, int]]
     start: int
     end: int
+    # (state below, state on top, lookahead) -> the top state after every pass-through
+    # reduction that follows; filled as the parser meets new combinations.
+    chains: dict[tuple[int, int, str], int] = field(default_factory=dict)
+
+    def chain(self, below: int, top: int, kind: str) -> int:
+        """Apply consecutive pass-through reductions: each replaces only the top state."""
+        key = (below, top, kind)
+        found = self.chains.get(key)
+        if found is None:
+            found = top
+            while True:
+                shift, arg = self.actions[found].get(kind, (True, None))
+                if shift or arg[2] is not None:
+                    break
+                found = self.gotos[below][arg[1]]
+            self.chains[key] = found
+        return found
 
 
 @cache
@@ -434,6 +451,7 @@ def _drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
     tables = _tables()
     actions = tables.actions
     gotos = tables.gotos
+    chains = tables.chains
     end_state = tables.end
     state_stack = [tables.start]
     value_stack: list[Any] = []
@@ -454,23 +472,25 @@ def _drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
                 break
             size, name, callback = arg
             if callback is None:
-                value = value_stack.pop()
-                state_stack.pop()
-            else:
-                children = value_stack[-size:]
-                value = callback(children)
-                if type(value) is Tree:
-                    # Positions: from the start of the first child to the end of the last.
-                    first: Any = children[0]
-                    last: Any = children[-1]
-                    meta = value.meta
-                    meta.start_pos = (
-                        first.meta.start_pos if type(first) is Tree else first.start_pos
-                    )
-                    meta.end_pos = last.meta.end_pos if type(last) is Tree else last.end_pos
-                    meta.empty = False
-                del state_stack[-size:]
-                del value_stack[-size:]
+                # A pass-through rule: the value stays, only the top state changes.
+                below, top = state_stack[-2], state_stack[-1]
+                target = chains.get((below, top, kind))
+                if target is None:
+                    target = tables.chain(below, top, kind)
+                state_stack[-1] = target
+                continue
+            children = value_stack[-size:]
+            value = callback(children)
+            if type(value) is Tree:
+                # Positions: from the start of the first child to the end of the last.
+                first: Any = children[0]
+                last: Any = children[-1]
+                meta = value.meta
+                meta.start_pos = first.meta.start_pos if type(first) is Tree else first.start_pos
+                meta.end_pos = last.meta.end_pos if type(last) is Tree else last.end_pos
+                meta.empty = False
+            del state_stack[-size:]
+            del value_stack[-size:]
             target = gotos[state_stack[-1]][name]
             if target == end_state:
                 tree: Tree[Token] = value
