@@ -16,6 +16,9 @@ _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _OCTAL = re.compile(r"[0-7]{1,3}")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,2}")
 _DOLLAR_TAG = re.compile(r"\$([^$]*)\$")
+_UNICODE = re.compile(
+    r"[Uu]&'(?P<body>(?:[^']|'')*)'(?:\s*uescape\s*'(?P<escape>.)')?", re.IGNORECASE | re.DOTALL
+)
 
 
 class StringError(Exception):
@@ -47,7 +50,10 @@ def decode(token: str, offset: int) -> Decoded:
     if first in "Ee":
         return Decoded(*_decode_escape(token[2:-1], offset + 2), kind="escape")
     if first in "Uu":
-        return Decoded(*_decode_unicode(token[3:-1], offset + 3), kind="unicode")
+        match = _UNICODE.fullmatch(token)
+        assert match is not None  # the lexer only makes tokens of this shape
+        escape = match.group("escape") or "\\"
+        return Decoded(*_decode_unicode(match.group("body"), offset + 3, escape), kind="unicode")
     return Decoded(*_decode_quote(token[1:-1], offset + 1), kind="quote")
 
 
@@ -191,9 +197,10 @@ def _code_point(value: int, offset: int, length: int) -> str:
     return chr(value)
 
 
-def _decode_unicode(body: str, base: int) -> tuple[str, Breaks]:
+def _decode_unicode(body: str, base: int, esc: str = "\\") -> tuple[str, Breaks]:
+    """Decode a U&'...' body whose escape character is ``esc`` (``\\`` unless UESCAPE)."""
     text, breaks = _decode_quote(body, base) if "''" in body else (body, [(0, base)])
-    if "\\" not in text:
+    if esc not in text:
         return text, breaks
     # Unicode escapes are rare: decode the quote-undone text again, mapping through ``breaks``.
     out: list[str] = []
@@ -202,23 +209,23 @@ def _decode_unicode(body: str, base: int) -> tuple[str, Breaks]:
     i = 0
     while i < len(text):
         ch = text[i]
-        if ch != "\\":
+        if ch != esc:
             out.append(ch)
             length += 1
             i += 1
             continue
         offset = _map(breaks, i)
-        if text.startswith("\\\\", i):
-            char, consumed = "\\", 2
+        if text.startswith(esc + esc, i):
+            char, consumed = esc, 2
         elif i + 1 < len(text) and text[i + 1] == "+":
             digits = text[i + 2 : i + 8]
             if len(digits) != 6 or not all(c in "0123456789abcdefABCDEF" for c in digits):
                 raise StringError(
                     offset,
-                    8,
-                    "invalid Unicode escape: \\+ needs 6 hex digits",
-                    "Write exactly 6 hex digits after \\+, e.g. \\+01F600; a literal "
-                    "backslash is \\\\.",
+                    min(8, len(text) - i),
+                    f"invalid Unicode escape: {esc}+ needs 6 hex digits",
+                    f"Write exactly 6 hex digits after {esc}+, e.g. {esc}+01F600; the escape "
+                    f"character itself is written {esc}{esc}.",
                 )
             char, consumed = _code_point(int(digits, 16), offset, 8), 8
         else:
@@ -226,10 +233,10 @@ def _decode_unicode(body: str, base: int) -> tuple[str, Breaks]:
             if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
                 raise StringError(
                     offset,
-                    5,
-                    "invalid Unicode escape: \\ needs 4 hex digits",
-                    "In U&'...' a backslash starts an escape: write 4 hex digits (\\00e9), "
-                    "\\+ and 6 digits, or \\\\ for a literal backslash.",
+                    min(5, len(text) - i),
+                    f"invalid Unicode escape: {esc} needs 4 hex digits",
+                    f"In U&'...' {esc} starts an escape: write 4 hex digits ({esc}00e9), "
+                    f"{esc}+ and 6 digits, or {esc}{esc} for the character itself.",
                 )
             char, consumed = _code_point(int(digits, 16), offset, 5), 5
         new_breaks.append((length, offset))

@@ -43,6 +43,8 @@ def text_of(token: str, offset: int = 0) -> ir.Text:
         ("U&'d\\0061t\\+000061'", "data", "unicode"),
         ("u&'\\\\'", "\\", "unicode"),
         ("U&'it''s \\00e9'", "it's é", "unicode"),
+        ("U&'d!0061t!+000061' UESCAPE '!'", "data", "unicode"),
+        ("U&'a!!\\' uescape\n'!'", "a!\\", "unicode"),
         ("$$a 'b' \\c$$", "a 'b' \\c", "dollar"),
         ("$$$$", "", "dollar"),
         ("$fn$ $$ $x$ $fn$", " $$ $x$ ", "dollar"),
