@@ -23,6 +23,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from compiler.api import FrontEndResult, check_text, front_end, ir_to_json
+from compiler.formatter import format_text
 
 Render = Callable[[FrontEndResult], str]
 
@@ -82,6 +83,51 @@ def test_malformed_program(path: Path, snapshot: SnapshotAssertion, render: Rend
 
 # Codes whose message already names the fix (e.g. "df.sleep needs its 'seconds' argument").
 _SELF_EXPLAINING: frozenset[str] = frozenset()
+
+
+def strip_spans(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: strip_spans(v) for k, v in value.items() if k != "span"}
+    if isinstance(value, list):
+        return [strip_spans(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("path", VALID, ids=[p.stem for p in VALID])
+def test_formatting_keeps_the_program(path: Path) -> None:
+    text = read(path)
+    formatted = format_text(text, path.name)
+    before = strip_spans(ir_to_json(front_end(text, path.name).program))
+    assert strip_spans(ir_to_json(front_end(formatted, path.name).program)) == before
+    assert format_text(formatted, path.name) == formatted
+
+
+# Known formatter bug: two literals on one line (an error) are put on separate lines, which
+# PostgreSQL reads as one concatenated literal, so the mistake silently becomes a program.
+_FORMATTER_JOINS_LITERALS = {"two_literals_one_line"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(
+            p,
+            marks=pytest.mark.xfail(
+                p.stem in _FORMATTER_JOINS_LITERALS,
+                reason="formatter turns a DFC108 error into a continuation",
+                strict=True,
+            ),
+        )
+        for p in MALFORMED
+    ],
+    ids=[p.stem for p in MALFORMED],
+)
+def test_formatting_keeps_every_mistake(path: Path) -> None:
+    """Formatting a broken file never hides, moves into or invents a different mistake."""
+    text = read(path)
+    before = [d.code for d in front_end(text, path.name).diagnostics]
+    after = [d.code for d in front_end(format_text(text, path.name), path.name).diagnostics]
+    assert after == before
 
 
 @pytest.mark.parametrize("path", VALID + MALFORMED, ids=[p.stem for p in VALID + MALFORMED])
