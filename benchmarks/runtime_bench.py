@@ -51,12 +51,20 @@ def chain_plan(steps: int = 10) -> str:
     return json.dumps(b.build(root))
 
 
-def run_chains(dsn: str, concurrency: int, chains: int) -> float:
-    """Steps per second for ``chains`` 10-step chains, ``concurrency`` instances in flight."""
+def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0) -> float:
+    """Steps per second for ``chains`` 10-step chains, ``concurrency`` instances in flight;
+    executed by an in-process worker, or by ``processes`` ``dfc worker`` processes."""
     plan = chain_plan()
     worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
-    worker.start()
-    time.sleep(0.5)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "dfc", "worker", "--dsn", dsn, "--concurrency",
+                          str(max(1, concurrency // processes))], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(processes)
+    ]
+    if not children:
+        worker.start()
+    time.sleep(2.0 if children else 0.5)
     try:
         with connect(dsn) as conn:
             began = time.perf_counter()
@@ -79,8 +87,14 @@ def run_chains(dsn: str, concurrency: int, chains: int) -> float:
             failed = conn.execute("SELECT count(*) FROM df.instances WHERE status <> 'completed'").fetchone()
             assert failed == (0,), f"{failed} instances did not complete"
     finally:
-        worker.stop()
-        worker.join(30)
+        if children:
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait(30)
+        else:
+            worker.stop()
+            worker.join(30)
     return chains * 10 / elapsed
 
 
@@ -164,6 +178,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     results["steps_per_s_1"] = run_chains(dsn, 1, args.chains)
     results["steps_per_s_16"] = run_chains(dsn, 16, args.chains * 4)
+    results["steps_per_s_16_2proc"] = run_chains(dsn, 16, args.chains * 4, processes=2)
     results["pgbench_tps_1"] = pgbench(server, "bench", 1, args.seconds)
     results["pgbench_tps_16"] = pgbench(server, "bench", 16, args.seconds)
     p50, p99 = start_latency(dsn, args.samples)
@@ -177,6 +192,7 @@ def main() -> None:
           f"(pgbench 1 client:   {results['pgbench_tps_1']:8.0f} tps)")
     print(f"steps/s, 16 instances:  {results['steps_per_s_16']:8.0f}   "
           f"(pgbench 16 clients: {results['pgbench_tps_16']:8.0f} tps)")
+    print(f"steps/s, 16 instances, 2 worker processes: {results['steps_per_s_16_2proc']:8.0f}")
     print(f"start -> first step:    p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     print(f"idle worker RSS:        {results['idle_worker_rss_mb']:.1f} MB")
     print(json.dumps(results))
