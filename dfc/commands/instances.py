@@ -1,4 +1,8 @@
-"""``dfc status|list|explain|result``: look at workflow instances from the command line."""
+"""``dfc status|list|result``: look at workflow instances from the command line.
+
+``dfc explain`` (:mod:`dfc.commands.explain`) calls :func:`run_explain` for instance ids and
+plan names.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,6 @@ def register(subparsers: Any) -> None:
     add_dsn_argument(listing)
     listing.set_defaults(func=run_list)
 
-    explain = subparsers.add_parser("explain", help="show an instance's tree with live markers")
-    explain.add_argument("target", metavar="ID|PLAN")
-    add_dsn_argument(explain)
-    explain.set_defaults(func=run_explain)
 
     result = subparsers.add_parser("result", help="print an instance's result (JSON)")
     result.add_argument("instance", metavar="ID")
