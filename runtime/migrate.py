@@ -3,7 +3,8 @@
 A fresh database gets ``sql/schema.sql`` (the whole schema at the newest version) and every
 migration is recorded as applied; an existing one gets the migrations it has not applied yet,
 in order. Both run in one transaction under an advisory lock, so concurrent installs are safe
-and a failed upgrade changes nothing.
+and a failed upgrade changes nothing. Migration numbers may have gaps; a database gets every
+migration it has not recorded, in number order.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def migrations() -> list[Migration]:
             found.append(Migration(int(match.group(1)), match.group(2),
                                    entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise RuntimeError(f"migration {expected:04d} is missing from runtime/sql/migrations")
+    # Numbers may have gaps (numbers are reserved ahead by parallel work); each is used once.
+    for before, after in zip(found, found[1:]):
+        if before.version == after.version:
+            raise RuntimeError(f"migration {after.version:04d} is defined twice in "
+                               "runtime/sql/migrations")
+    if not found or found[0].version != 1:
+        raise RuntimeError("migration 0001 is missing from runtime/sql/migrations")
     return found
 
 
