@@ -661,6 +661,8 @@ def _end_error(
         hint = "Add the missing ')'."
         start = opened.start_pos or 0
         related = (Related(source.span(start, start + 1), "this '(' is not closed"),)
+    elif text == "::":
+        hint = "Add a type name after '::', e.g. '{}'::jsonb."
     elif text in _OPERATORS:
         hint = f"Add the step that follows '{text}', or remove the '{text}'."
     elif last.type == "COMMA":
@@ -762,4 +764,31 @@ def _hint_for(
         )
     if (token.type in _OPERAND_TYPES or text == "@>") and expected & {"RPAR", "COMMA", "$END"}:
         return "DFC101", _MISSING_OPERATOR
+    if before == "-":
+        return "DFC101", "'-' can only stand before a number, as in -5."
+    if expected <= {"IDENT"}:
+        if before == "::":
+            return "DFC101", "A type name must follow '::', e.g. '{}'::jsonb."
+        return "DFC101", f"A name must follow '{before}', as in df.sleep(...)."
+    if token.type == "COMMA":
+        if expected & _OPERAND_START:
+            return "DFC101", "An argument is missing before this ','."
+        if "$END" in expected:
+            return "DFC101", (
+                "',' only separates the arguments of a call, and no call is open here: "
+                "check for a ')' too many before it."
+            )
+        if "RPAR" in expected:
+            return "DFC101", (
+                "Parentheses group one expression; join steps with an operator such as "
+                "~> or &, or write a call such as df.join(a, b)."
+            )
+        return "DFC101", "Check the parentheses and commas around here."
+    if token.type == "DOT":
+        return "DFC101", "'.' joins a schema and a function name, as in df.sleep(...)."
+    if text in {"=>", ":="}:
+        return "DFC101", (
+            f"A named argument is written name {text} value, with the parameter name "
+            "unquoted, inside a call."
+        )
     return "DFC101", "Check the expression at this position against the operators and df.* calls."
