@@ -20,6 +20,7 @@ from lark import Lark, Token, Tree
 from compiler.diagnostics import DiagnosticSink
 from compiler.ir import Comment
 from compiler.layout import HARDLINE, LINE, SOFTLINE, Group, Nest, concat, render
+from compiler.lower import lower
 from compiler.parser import grammar_text, parse
 from compiler.source import SourceFile
 
@@ -49,6 +50,9 @@ def format_text(text: str, filename: str = "<input>", width: int = WIDTH) -> str
     source = SourceFile(filename, text)
     sink = DiagnosticSink()
     parsed = parse(source, sink)
+    # Lexical mistakes found while lowering (two literals on one line, bad escapes) count too:
+    # laying such a file out could turn a mistake into a different, valid program.
+    lower(parsed)
     if any(d.code.startswith("DFC1") and d.is_error for d in sink.items):
         return text
     trees: list[tuple[Subtree, list[Token]]] = []

@@ -102,26 +102,7 @@ def test_formatting_keeps_the_program(path: Path) -> None:
     assert format_text(formatted, path.name) == formatted
 
 
-# Known formatter bug: two literals on one line (an error) are put on separate lines, which
-# PostgreSQL reads as one concatenated literal, so the mistake silently becomes a program.
-_FORMATTER_JOINS_LITERALS = {"two_literals_one_line"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(
-                p.stem in _FORMATTER_JOINS_LITERALS,
-                reason="formatter turns a DFC108 error into a continuation",
-                strict=True,
-            ),
-        )
-        for p in MALFORMED
-    ],
-    ids=[p.stem for p in MALFORMED],
-)
+@pytest.mark.parametrize("path", MALFORMED, ids=[p.stem for p in MALFORMED])
 def test_formatting_keeps_every_mistake(path: Path) -> None:
     """Formatting a broken file never hides, moves into or invents a different mistake."""
     text = read(path)
