@@ -9,6 +9,7 @@ migration it has not recorded, in number order.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ def migrations() -> list[Migration]:
                                    entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     # Numbers may have gaps (numbers are reserved ahead by parallel work); each is used once.
-    for before, after in zip(found, found[1:]):
+    for before, after in itertools.pairwise(found):
         if before.version == after.version:
             raise RuntimeError(f"migration {after.version:04d} is defined twice in "
                                "runtime/sql/migrations")
