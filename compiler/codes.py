@@ -87,6 +87,7 @@ _ENTRIES = [
     Code("DFC602", "error", "dfc extension has no pg_durable equivalent"),
     Code("DFC603", "warning", "cron day of week means another day in pg_durable"),
     Code("DFC604", "error", "construct has no pg_durable form"),
+    Code("DFC605", "warning", "operators written without a space"),
     # -- I/O ---------------------------------------------------------------------------------
     Code("DFC901", "error", "cannot read file"),
     Code("DFC902", "error", "file is not valid UTF-8"),

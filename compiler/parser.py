@@ -25,7 +25,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
 from lark.lexer import BasicLexer, PatternStr
 
-from compiler.diagnostics import DiagnosticSink, Related
+from compiler.diagnostics import DiagnosticSink, Edit, Fix, Related
 from compiler.ir import Comment
 from compiler.source import SourceFile
 
@@ -310,6 +310,7 @@ def _statements(
     """
     current: list[Token] = []
     error: Token | None = None
+    previous: Token | None = None
     for token in tokens:
         kind = token.type
         if kind in TRIVIA:
@@ -329,9 +330,35 @@ def _statements(
         if kind in _LEX_ERRORS or kind == "STRAY":
             error = token
             continue
+        if previous is not None and previous.end_pos == token.start_pos:
+            _check_operator_run(source, previous, token, result.diagnostics)
+        previous = token
         current.append(token)
     if current or error is not None:
         yield current, error
+
+
+_PG_OPERATOR_CHARS = frozenset("+-*/<>=~!@#%^&|`?")
+
+
+def _check_operator_run(
+    source: SourceFile, previous: Token, token: Token, sink: DiagnosticSink
+) -> None:
+    """Warn where PostgreSQL would lex two touching operators as one (``~>@>``)."""
+    first, second = str(previous), str(token)
+    if not (set(first) <= _PG_OPERATOR_CHARS and set(second) <= _PG_OPERATOR_CHARS):
+        return
+    run = first + second
+    if run[-1] in "+-" and not set(run) & set("~!@#%^&|`?"):
+        return  # PostgreSQL gives the trailing +/- back, as in `=>-1`
+    at = token.start_pos or 0
+    sink.add(
+        "DFC605",
+        source.span(previous.start_pos or 0, at + len(second)),
+        f"PostgreSQL reads {first}{second} as one operator, so pg_durable would reject this",
+        hint="Put a space between the two operators.",
+        fixes=(Fix("Insert a space", (Edit(source.span(at, at), " "),)),),
+    )
 
 
 def _lex_error(source: SourceFile, token: Token, sink: DiagnosticSink) -> None:
