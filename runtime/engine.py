@@ -10,6 +10,15 @@ finish in turn, up to the root, whose outcome finishes the instance.
 Named results travel as *deltas*: each outcome carries the names bound inside that subtree, and
 a parent decides what its later children and its own parent see (DSL.md §4: names survive loop
 iterations, JOIN branches merge only what they bound themselves).
+
+Compensation (``undo`` nodes): a completed forward step pushes its undo step on the instance's
+compensation stack. When the root fails, the undo steps run one at a time, newest first, as
+top-level activations on the :data:`COMPENSATION_BRANCH`; when the stack is empty the instance
+fails with its original error and a note of what was undone.
+
+Cancellation: :meth:`Context.cancel_below` removes a subtree's activations, marks its running
+nodes ``cancelled`` and asks, on commit, every worker to interrupt a statement it is running for
+one of them (``pg_notify('df_cancel', …)``, see :mod:`runtime.worker`).
 """
 
 from __future__ import annotations
@@ -17,9 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from runtime.backoff import DEFAULT_POLICY
+from runtime.clock import Clock, RealClock
+from runtime.http_client import HttpSettings
 from runtime.jsonvalues import JSON, dumps
 from runtime.plans import Node, Plan
-from runtime.store import Instance, Store, Task
+from runtime.store import Compensation, Instance, Store, Task
 
 BREAK_OUTSIDE_LOOP = (
     "df.break() was called outside of a loop. df.break() may only be used inside df.loop()."
@@ -27,6 +39,8 @@ BREAK_OUTSIDE_LOOP = (
 
 # Results of these kinds are never stored under their name (as in pg_durable).
 UNBOUND_KINDS = frozenset({"sleep", "wait_schedule", "break"})
+# The branch number of top-level activations that run an undo step.
+COMPENSATION_BRANCH = -1
 
 
 @dataclass(frozen=True)
@@ -78,15 +92,18 @@ class OutsideTransaction(Exception):
 class StepFailed(Exception):
     """The user's SQL failed: its transaction is lost, the failure is recorded in a new one."""
 
-    def __init__(self, task_id: int, message: str) -> None:
+    def __init__(self, task_id: int, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.task_id = task_id
         self.message = message
+        self.retryable = retryable
 
 
 @dataclass
 class Settings:
     statement_timeout_ms: int = 0
+    clock: Clock = field(default_factory=RealClock)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 class Executor(Protocol):
@@ -120,6 +137,7 @@ class Context:
         }
         self.woke_others = False
         self.ran_sql = False
+        self.clock = settings.clock
 
     # --- creating activations ---------------------------------------------------------------
 
@@ -146,6 +164,13 @@ class Context:
     def drop_task(self, task: Task) -> None:
         self.store.delete_task(task.id)
 
+    def cancel_below(self, task: Task) -> None:
+        """Cancel everything ``task`` started: its activations go, their running nodes read
+        ``cancelled``, and statements running for them elsewhere are interrupted (on commit)."""
+        busy = self.store.cancel_subtrees(self.instance.id, [task.id])
+        if busy:
+            self.store.notify_cancel(self.instance.id, busy)
+
     # --- the interpreter --------------------------------------------------------------------
 
     def start_node(self, node_id: str, parent_id: int | None, branch: int,
@@ -165,9 +190,34 @@ class Context:
             return Outcome("ok", outcome.value, {**outcome.delta, node.bind: outcome.value})
         return outcome
 
+    def retry_delay(self, node: Node, task: Task, message: str, retryable: bool) -> float | None:
+        """Record a failed attempt of a leaf; the delay before the next one, or None when the
+        failure is final (not retryable, attempts used up, or a ``retry`` node decides)."""
+        attempts = int(task.state.get("attempts", 1))
+        self.store.node_attempt(self.instance.id, node.id, attempts, message)
+        parent = self.plan.parents.get(node.id)
+        if not retryable or (parent is not None and self.plan.nodes[parent].kind == "retry"):
+            return None
+        if not DEFAULT_POLICY.allows_another(attempts):
+            return None
+        self.woke_others = True
+        return DEFAULT_POLICY.delay(attempts)
+
+    def step_failed(self, task: Task, message: str, retryable: bool) -> None:
+        """A claimed leaf's attempt failed: try it again later, or fail the node."""
+        node = self.plan.nodes[task.node_id]
+        delay = self.retry_delay(node, task, message, retryable)
+        if delay is None:
+            self.complete(task, Outcome.error(message))
+            return
+        attempts = int(task.state.get("attempts", 1))
+        self.store.schedule_task(task.id, delay, {**task.state, "attempts": attempts + 1})
+
     def complete(self, task: Task, outcome: Outcome) -> None:
         """A claimed task's node finished: record it and pass the outcome upwards."""
         node = self.plan.nodes[task.node_id]
+        if int(task.state.get("attempts", 1)) > 1:
+            self.store.node_attempt(self.instance.id, node.id, int(task.state["attempts"]), None)
         self.store.delete_task(task.id)
         self.propagate(task.parent_id, task.branch, self.conclude(node, outcome))
 
@@ -184,15 +234,48 @@ class Context:
             self.store.delete_task(parent.id)
             outcome = self.conclude(node, result)
             parent_id, branch = parent.parent_id, parent.branch
-        self.finish_instance(outcome)
+        if branch == COMPENSATION_BRANCH:
+            self.compensated(outcome)
+        else:
+            self.finish_instance(outcome)
 
     def finish_instance(self, outcome: Outcome) -> None:
+        if outcome.status != "ok":
+            message = BREAK_OUTSIDE_LOOP if outcome.status == "break" else str(outcome.value)
+            compensation = self.store.next_compensation(self.instance.id)
+            if compensation is not None:
+                self.store.set_instance_failure(self.instance.id, message)
+                self._compensate(compensation)
+                return
         if outcome.status == "ok":
             self.store.finish_instance(self.instance.id, "completed", dumps(outcome.value))
         elif outcome.status == "break":
             self.store.finish_instance(self.instance.id, "failed", BREAK_OUTSIDE_LOOP)
         else:
             self.store.finish_instance(self.instance.id, "failed", str(outcome.value))
+
+    def _compensate(self, compensation: Compensation | None) -> None:
+        """Run undo steps, newest first, until one has to wait for a worker."""
+        while compensation is not None:
+            outcome = self.start_node(compensation.undo_node, None, COMPENSATION_BRANCH,
+                                      compensation.scope)
+            if outcome is None:
+                return
+            self.store.finish_running_compensation(self.instance.id, outcome.status != "error")
+            compensation = self.store.next_compensation(self.instance.id)
+        self._finish_compensated()
+
+    def compensated(self, outcome: Outcome) -> None:
+        """An undo step finished: go on with the next one, or fail the instance."""
+        self.store.finish_running_compensation(self.instance.id, outcome.status != "error")
+        self._compensate(self.store.next_compensation(self.instance.id))
+
+    def _finish_compensated(self) -> None:
+        failure, ran, failed = self.store.compensation_summary(self.instance.id)
+        note = f"compensated: {ran} undo step{'s' if ran != 1 else ''} ran"
+        if failed:
+            note += f", {failed} failed"
+        self.store.finish_instance(self.instance.id, "failed", f"{failure} ({note})")
 
     def run_task(self, task: Task) -> None:
         """Execute a claimed ready task."""

@@ -1,19 +1,20 @@
 """One executor per plan node kind (the table of ``docs/plan-format.md``).
 
 Compound executors keep their progress in the task's ``state`` and the bindings their finished
-children produced in ``state["acc"]``; leaf executors do their work in ``run``. A kind the
-runtime cannot execute yet fails its node with a message that says so.
+children produced in ``state["acc"]``; leaf executors do their work in ``run``. HTTP steps
+(:mod:`runtime.executors_http`) and the time and failure handling kinds (``wait_schedule``,
+``retry``, ``timeout``, ``undo``: :mod:`runtime.executors_control`) live in their own modules.
 """
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 from typing import Any
 
 import psycopg
 import psycopg.errors
 
+from runtime.backoff import is_transient_sql_error
 from runtime.engine import (
     Context,
     Deferred,
@@ -36,6 +37,14 @@ from runtime.substitution import (
 
 # A loop whose iterations finish without any work would never give the worker back.
 MAX_INLINE_ITERATIONS = 10_000
+# A scope entry no ``$name`` can spell: which loop iteration (of every enclosing loop) an
+# activation belongs to; HTTP steps derive their Idempotency-Key from it.
+ITERATION_KEY = "#iteration"
+
+
+def _iteration_scope(scope: dict[str, JSON], node: Node, iteration: int) -> dict[str, JSON]:
+    outer = str(scope.get(ITERATION_KEY, ""))
+    return {**scope, ITERATION_KEY: f"{outer}/{node.id}:{iteration}"}
 
 
 def _scope(task: Task, acc: dict[str, JSON]) -> dict[str, JSON]:
@@ -127,6 +136,12 @@ class SqlExecutor(_Leaf):
         try:
             rows = store.run_step(ctx.instance.role_oid, sql, rows_wanted,
                                   ctx.instance.search_path)
+        except psycopg.errors.QueryCanceled as exc:
+            # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
+            if store.conn.broken:
+                raise
+            message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+            raise StepFailed(task.id, f"SQL execution failed: {message}") from exc
         except psycopg.errors.OperationalError:
             raise
         except psycopg.Error as exc:
@@ -134,7 +149,8 @@ class SqlExecutor(_Leaf):
                 raise
             message = (exc.diag.message_primary if exc.diag else None) or str(exc)
             # the step's transaction is aborted: the worker records the failure in a new one
-            raise StepFailed(task.id, f"SQL execution failed: {message}") from exc
+            raise StepFailed(task.id, f"SQL execution failed: {message}",
+                             retryable=is_transient_sql_error(exc)) from exc
         return Outcome.ok({"rows": rows, "row_count": len(rows)})
 
 
@@ -199,7 +215,7 @@ class WaitSignalExecutor(_Leaf):
         found, payload = ctx.store.consume_signal(ctx.instance.id, name)
         if found:
             return Outcome.ok({"signal_name": name, "timed_out": False, "data": payload})
-        now = time.time()
+        now = ctx.clock.now().timestamp()
         timeout = node.spec.get("timeout_seconds")
         deadline = task.state.get("deadline")
         if deadline is None:
@@ -231,19 +247,6 @@ class BreakExecutor(_Leaf):
         outcome = self.start(ctx, node, task.parent_id, task.branch, task.scope)
         assert outcome is not None
         return outcome
-
-
-class UnsupportedExecutor(_Leaf):
-    def start(self, ctx: Context, node: Node, parent_id: int | None, branch: int,
-              scope: dict[str, JSON]) -> Outcome | None:
-        return Outcome.error(
-            f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
-        )
-
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
-        return Outcome.error(
-            f"node kind '{node.kind}' is not supported by this version of the dfc runtime"
-        )
 
 
 # --- compound nodes --------------------------------------------------------------------------
@@ -353,7 +356,7 @@ class JoinExecutor(_Compound):
     def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
                  outcome: Outcome) -> Outcome | None:
         if outcome.status == "error":
-            ctx.store.delete_subtrees([task.id])
+            ctx.cancel_below(task)
             return Outcome.error(f"JOIN branch {branch + 1} failed: {outcome.value}")
         done: dict[str, Any] = task.state["done"]
         done[str(branch)] = {"status": outcome.status, "value": outcome.value,
@@ -392,7 +395,7 @@ class RaceExecutor(_Compound):
 
     def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
                  outcome: Outcome) -> Outcome | None:
-        ctx.store.delete_subtrees([task.id])
+        ctx.cancel_below(task)
         if outcome.status == "error":
             return Outcome.error(f"RACE branch {branch + 1} failed: {outcome.value}")
         return outcome
@@ -405,7 +408,7 @@ class LoopExecutor(_Compound):
               scope: dict[str, JSON]) -> Outcome | None:
         task = ctx.waiting_task(node, parent_id, branch, scope,
                                 {"acc": {}, "last": None, "iteration": 0})
-        outcome = ctx.start_node(node.spec["body"], task.id, 0, scope)
+        outcome = ctx.start_node(node.spec["body"], task.id, 0, _iteration_scope(scope, node, 0))
         if outcome is None:
             return None
         return _started(ctx, task, self.on_child(ctx, node, task, 0, outcome))
@@ -432,7 +435,9 @@ class LoopExecutor(_Compound):
             elif not condition_holds(outcome.value):
                 return Outcome.ok(state["last"], acc)
             state["iteration"] = int(state.get("iteration", 0)) + 1
-            next_outcome = ctx.start_node(node.spec["body"], task.id, 0, _scope(task, acc))
+            next_outcome = ctx.start_node(node.spec["body"], task.id, 0,
+                                          _iteration_scope(_scope(task, acc), node,
+                                                           state["iteration"]))
             if next_outcome is None:
                 return None
             outcome, branch = next_outcome, 0
@@ -441,6 +446,15 @@ class LoopExecutor(_Compound):
             "step; add a SQL step or df.sleep to its body"
         )
 
+
+# The executors of these kinds live in their own modules, which build on the classes above.
+from runtime.executors_control import (  # noqa: E402
+    RetryExecutor,
+    TimeoutExecutor,
+    UndoExecutor,
+    WaitScheduleExecutor,
+)
+from runtime.executors_http import HttpExecutor  # noqa: E402
 
 EXECUTORS: dict[str, Executor] = {
     "sql": SqlExecutor(),
@@ -453,10 +467,10 @@ EXECUTORS: dict[str, Executor] = {
     "break": BreakExecutor(),
     "sleep": SleepExecutor(),
     "wait_signal": WaitSignalExecutor(),
-    "wait_schedule": UnsupportedExecutor(),
-    "http": UnsupportedExecutor(),
-    "http_multipart": UnsupportedExecutor(),
-    "retry": UnsupportedExecutor(),
-    "timeout": UnsupportedExecutor(),
-    "undo": UnsupportedExecutor(),
+    "wait_schedule": WaitScheduleExecutor(),
+    "http": HttpExecutor(),
+    "http_multipart": HttpExecutor(multipart=True),
+    "retry": RetryExecutor(),
+    "timeout": TimeoutExecutor(),
+    "undo": UndoExecutor(),
 }

@@ -31,10 +31,15 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 _CHILD_FIELDS = ("condition", "then", "else", "body", "undo")
+# kinds whose fields of those names are data, not children (an HTTP request's body)
+_LEAF_KINDS = frozenset({"sql", "sleep", "wait_schedule", "wait_signal", "http",
+                         "http_multipart", "break"})
 
 
 def child_ids(spec: dict[str, Any]) -> list[str]:
     """Ids of a node's children, in execution order."""
+    if spec.get("kind") in _LEAF_KINDS:
+        return []
     ids: list[str] = list(spec.get("children") or [])
     ids.extend(spec[key] for key in _CHILD_FIELDS if isinstance(spec.get(key), str))
     return ids
@@ -85,6 +90,7 @@ class Plan:
     root: str
     nodes: dict[str, Node]
     defaults: dict[str, str]
+    parents: dict[str, str] = field(default_factory=dict)  # child id -> parent id
 
     @classmethod
     def from_json(cls, plan_id: int, version: int, plan: dict[str, Any]) -> Plan:
@@ -100,4 +106,5 @@ class Plan:
             root=plan["root"],
             nodes=nodes,
             defaults=dict(plan["variables"]["defaults"]),
+            parents={child: spec["id"] for spec in plan["nodes"] for child in child_ids(spec)},
         )

@@ -6,13 +6,16 @@ the caller's business (the worker wraps a whole step in one); the store never co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 
+from runtime.clock import DEFAULT_CLOCK, Clock
 from runtime.jsonvalues import JSON, dumps
 from runtime.queries import query
 
@@ -50,6 +53,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Compensation:
+    """An undo step waiting on an instance's compensation stack."""
+
+    id: int
+    undo_node: str
+    scope: dict[str, JSON]
+
+
+@dataclass(frozen=True)
 class StoredPlan:
     id: int
     name: str
@@ -79,8 +91,12 @@ def _task(row: dict[str, Any]) -> Task:
 
 
 class Store:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], clock: Clock = DEFAULT_CLOCK) -> None:
         self.conn = conn
+        self.clock = clock
+        # called with True before and False after a user statement (the worker's cancellation
+        # bookkeeping: only a user statement may be interrupted)
+        self.step_guard: Callable[[bool], None] | None = None
 
     def _one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         with self.conn.cursor(row_factory=dict_row) as cur:
@@ -103,9 +119,10 @@ class Store:
         elif task_id is not None:
             row = self._one("claim_task_by_id", {"id": task_id})
         elif instance_id is not None:
-            row = self._one("claim_instance_task", {"instance_id": instance_id})
+            row = self._one("claim_instance_task",
+                            {"instance_id": instance_id, "now": self.clock.now()})
         else:
-            row = self._one("claim_task")
+            row = self._one("claim_task", {"now": self.clock.now()})
         if row is None:
             return None
         instance = Instance(
@@ -121,7 +138,7 @@ class Store:
         return Claim(_task(row), instance)
 
     def seconds_until_due(self) -> float | None:
-        row = self._one("next_due")
+        row = self._one("next_due", {"now": self.clock.now()})
         return None if row is None or row["seconds"] is None else float(row["seconds"])
 
     def load_plan(self, plan_id: int) -> StoredPlan:
@@ -152,13 +169,14 @@ class Store:
         delay: float = 0.0,
         want_id: bool = True,
     ) -> int | None:
+        """Insert an activation, due ``delay`` seconds from now on the store's clock."""
         params = {
                 "instance_id": instance_id,
                 "node_id": node_id,
                 "parent_id": parent_id,
                 "branch": branch,
                 "status": status,
-                "delay": delay,
+                "run_at": self.clock.now() + timedelta(seconds=delay) if delay > 0 else None,
                 "scope": _json(scope),
                 "state": _json(state),
         }
@@ -179,6 +197,31 @@ class Store:
         if task_ids:
             self._run("delete_subtrees", {"ids": task_ids})
 
+    def cancel_subtrees(self, instance_id: str, task_ids: list[int]) -> list[int]:
+        """Delete the activations below ``task_ids`` (and those tasks), mark their running nodes
+        cancelled; the ids of the ones being executed elsewhere right now (locked)."""
+        row = self._one("cancel_subtrees", {"instance_id": instance_id, "ids": task_ids})
+        return list(row["busy"] or []) if row else []
+
+    def notify_cancel(self, instance_id: str, task_ids: list[int] | None = None) -> None:
+        """Ask every worker (on commit) to interrupt statements of these tasks (all when None)."""
+        payload = instance_id if task_ids is None else \
+            f"{instance_id}:{','.join(str(i) for i in task_ids)}"
+        self._run("notify_cancel", {"payload": payload})
+
+    def schedule_task(self, task_id: int, delay: float, state: dict[str, Any]) -> None:
+        """Make a (compound) task due ``delay`` seconds from now on the store's clock."""
+        self._run("schedule_task", {"id": task_id, "state": _json(state),
+                                    "run_at": self.clock.now() + timedelta(seconds=delay)})
+
+    def wait_task(self, task_id: int, state: dict[str, Any]) -> None:
+        """Turn a claimed compound task back into one that waits for its children."""
+        self._run("wait_task", {"id": task_id, "state": _json(state)})
+
+    def delete_orphan_task(self, task_id: int) -> None:
+        """Remove a task whose instance finished or whose parent is gone (its step was interrupted)."""
+        self._run("delete_orphan_task", {"id": task_id})
+
     # --- node and instance status -----------------------------------------------------------
 
     def node_started(self, instance_id: str, node_id: str) -> None:
@@ -191,6 +234,48 @@ class Store:
              "result": _jsonb(result)},
         )
 
+    def node_attempt(self, instance_id: str, node_id: str, attempts: int,
+                     error: str | None) -> None:
+        """Record that ``node_id`` has made ``attempts`` attempts, the last failing with ``error``."""
+        self._run("node_attempt", {"instance_id": instance_id, "node_id": node_id,
+                                   "attempts": attempts, "error": error})
+
+    def may_use_http(self, role_oid: int) -> tuple[bool, str]:
+        """Whether the role may send HTTP requests, and its name."""
+        row = self._one("may_use_http", {"role": role_oid})
+        assert row is not None
+        return bool(row["allowed"]), str(row["role"])
+
+    # --- compensation -----------------------------------------------------------------------
+
+    def push_compensation(self, instance_id: str, node_id: str, undo_node: str,
+                          scope: dict[str, JSON]) -> None:
+        self._run("push_compensation", {"instance_id": instance_id, "node_id": node_id,
+                                        "undo_node": undo_node, "scope": _json(scope)})
+
+    def next_compensation(self, instance_id: str) -> Compensation | None:
+        """The newest pending undo step, now marked running; None when none is left."""
+        row = self._one("next_compensation", {"instance_id": instance_id})
+        return None if row is None else Compensation(row["id"], row["undo_node"], row["scope"])
+
+    def finish_running_compensation(self, instance_id: str, ok: bool) -> None:
+        self._run("finish_running_compensation",
+                  {"instance_id": instance_id, "status": "completed" if ok else "failed"})
+
+    def set_instance_failure(self, instance_id: str, message: str) -> None:
+        self._run("set_instance_failure", {"id": instance_id, "failure": message})
+
+    def compensation_summary(self, instance_id: str) -> tuple[str, int, int]:
+        row = self._one("compensation_summary", {"instance_id": instance_id})
+        assert row is not None
+        return row["failure"] or "", int(row["ran"]), int(row["failed"])
+
+    # --- retention --------------------------------------------------------------------------
+
+    def prune(self, older_than_seconds: float, batch_size: int) -> int:
+        row = self._one("prune", {"seconds": older_than_seconds, "batch": batch_size})
+        return int(row["pruned"]) if row else 0
+
     def finish_instance(self, instance_id: str, status: str, output: str) -> None:
         self._run("finish_instance", {"id": instance_id, "status": status, "output": output})
         self._run("drop_instance_tasks", {"id": instance_id})
@@ -201,13 +286,19 @@ class Store:
     # --- executing user SQL -----------------------------------------------------------------
 
     def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str) -> list[JSON]:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                query("run_step"),
-                {"role": role_oid, "sql": sql, "returns_rows": returns_rows,
-                 "search_path": search_path},
-            )
-            return [row[0] for row in cur.fetchall()]
+        if self.step_guard is not None:
+            self.step_guard(True)
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    query("run_step"),
+                    {"role": role_oid, "sql": sql, "returns_rows": returns_rows,
+                     "search_path": search_path},
+                )
+                return [row[0] for row in cur.fetchall()]
+        finally:
+            if self.step_guard is not None:
+                self.step_guard(False)
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:

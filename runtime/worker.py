@@ -9,6 +9,12 @@ until the earliest timer is due or a notification arrives; it never polls.
 Crashes lose nothing: an uncommitted step is rolled back by PostgreSQL and its task becomes
 claimable again. ``stop()`` (SIGTERM/SIGINT in ``run``) lets in-flight steps finish, then exits.
 Lost connections are re-established with backoff.
+
+Time comes from ``WorkerOptions.clock`` (:mod:`runtime.clock`): due times are computed from it,
+and a test clock wakes the worker whenever it is moved. The listener also hears
+``df_cancel`` (``df.cancel``, a timeout, a failed JOIN branch, a lost RACE): an executor thread
+running a statement of a cancelled task has that statement cancelled on the server. Finished
+instances older than ``retention`` are pruned in small batches by the listener thread.
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 import psycopg
 
+from runtime.clock import Clock, RealClock
 from runtime.connection import connect
 from runtime.engine import Context, Outcome, OutsideTransaction, Settings, StepFailed
 from runtime.executors import EXECUTORS
+from runtime.http_client import HttpSettings
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
 from runtime.store import Claim, Store
@@ -50,6 +59,23 @@ class WorkerOptions:
     concurrency: int = 1
     statement_timeout_ms: int = 300_000
     application_name: str = "dfc-worker"
+    clock: Clock = field(default_factory=RealClock)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    # finished instances older than this are pruned (None: never)
+    retention: timedelta | None = timedelta(days=30)
+    prune_interval_seconds: float = 60.0
+    prune_batch: int = 500
+
+
+@dataclass
+class _Slot:
+    """What one executor thread is doing, for cancellation."""
+
+    conn: psycopg.Connection[Any] | None = None
+    instance_id: str | None = None
+    task_id: int | None = None
+    cancelled: bool = False
+    in_sql: bool = False
 
 
 class Worker:
@@ -65,15 +91,22 @@ class Worker:
         self._plans: dict[int, Plan | PlanError] = {}
         self.steps_done = 0
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = self.options.clock
+        self._slots: list[_Slot] = []
+        self._slots_lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the threads and return."""
+        self._unsubscribe = self.clock.subscribe(self.wake)
         self._threads = [threading.Thread(target=self._listen, name="dfc-listener", daemon=True)]
+        self._slots = [_Slot() for _ in range(self.options.concurrency)]
         for index in range(self.options.concurrency):
             self._threads.append(
-                threading.Thread(target=self._execute, name=f"dfc-executor-{index}", daemon=True)
+                threading.Thread(target=self._execute, args=(self._slots[index],),
+                                 name=f"dfc-executor-{index}", daemon=True)
             )
         for thread in self._threads:
             thread.start()
@@ -81,6 +114,8 @@ class Worker:
     def stop(self) -> None:
         """Ask the threads to finish their current step and exit."""
         self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         self.wake()
 
     def join(self, timeout: float | None = None) -> None:
@@ -114,10 +149,13 @@ class Worker:
             self._generation += 1
             self._cond.notify_all()
 
-    def _sleep(self, generation: int, seconds: float) -> None:
+    def _sleep(self, generation: int, seconds: float | None) -> None:
+        """Block until woken, or for ``seconds`` of clock time (at most MAX_IDLE_SECONDS)."""
+        real = None if seconds is None else self.clock.real_wait(seconds)
         with self._cond:
             if self._generation == generation and not self._stop.is_set():
-                self._cond.wait(max(0.0, min(seconds, MAX_IDLE_SECONDS)))
+                self._cond.wait(MAX_IDLE_SECONDS if real is None else
+                                max(0.0, min(real, MAX_IDLE_SECONDS)))
 
     def _listen(self) -> None:
         """LISTEN for work, and keep this worker's row in df.workers fresh (heartbeat)."""
@@ -126,11 +164,12 @@ class Worker:
         while not self._stop.is_set():
             try:
                 with connect(self.dsn, application_name=self.options.application_name) as conn:
-                    store = Store(conn)
+                    store = Store(conn, self.clock)
                     conn.execute(query("listen"))
+                    conn.execute(query("listen_cancel"))
                     backoff = 0.1
                     self.wake()  # anything sent while we were not listening
-                    last_beat = 0.0
+                    last_beat = last_prune = 0.0
                     while not self._stop.is_set():
                         if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                             if not registered or not store.heartbeat(self.id, self.steps_done):
@@ -138,8 +177,16 @@ class Worker:
                                                       self.options.concurrency)
                                 registered = True
                             last_beat = time.monotonic()
-                        for _ in conn.notifies(timeout=1.0):
-                            self.wake()
+                        if self.options.retention is not None and \
+                                time.monotonic() - last_prune >= self.options.prune_interval_seconds:
+                            self._prune(store)
+                            last_prune = time.monotonic()
+                        timeout = min(1.0, self.options.prune_interval_seconds)
+                        for note in conn.notifies(timeout=timeout):
+                            if note.channel == "df_cancel":
+                                self._cancel(note.payload)
+                            else:
+                                self.wake()
                     if registered:
                         store.unregister_worker(self.id)
             except psycopg.Error as exc:
@@ -147,9 +194,44 @@ class Worker:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    def _prune(self, store: Store) -> None:
+        """Delete finished instances older than the retention, a batch at a time."""
+        assert self.options.retention is not None
+        seconds = self.options.retention.total_seconds()
+        for _ in range(100):  # bounded: the listener must get back to listening
+            if store.prune(seconds, self.options.prune_batch) < self.options.prune_batch:
+                break
+
+    def _cancel(self, payload: str) -> None:
+        """Interrupt statements of cancelled tasks (payload: see the notify_cancel query)."""
+        instance_id, _, ids = payload.partition(":")
+        task_ids = {int(i) for i in ids.split(",") if i.strip().isdigit()} if ids else None
+        with self._slots_lock:
+            for slot in self._slots:
+                if slot.conn is None or slot.instance_id != instance_id:
+                    continue
+                if task_ids is not None and slot.task_id not in task_ids:
+                    continue
+                slot.cancelled = True
+                if not slot.in_sql:
+                    continue  # the step notices before its statement starts (_guard)
+                try:
+                    slot.conn.cancel_safe(timeout=5.0)
+                except psycopg.Error as exc:
+                    log.warning("could not cancel a statement of %s: %s", instance_id, exc)
+
+    def _guard(self, slot: _Slot, entering: bool) -> None:
+        """Around each user statement: whether it may be interrupted now."""
+        with self._slots_lock:
+            slot.in_sql = entering and slot.conn is not None
+            if entering and slot.cancelled and slot.task_id is not None:
+                slot.in_sql = False
+                raise StepFailed(slot.task_id,
+                                 "SQL execution failed: canceling statement due to user request")
+
     # --- executing --------------------------------------------------------------------------
 
-    def _execute(self) -> None:
+    def _execute(self, slot: _Slot) -> None:
         conn: psycopg.Connection[Any] | None = None
         backoff = 0.1
         while not self._stop.is_set():
@@ -160,10 +242,9 @@ class Worker:
                                    statement_timeout_ms=self.options.statement_timeout_ms)
                     backoff = 0.1
                 generation = self._generation
-                if self._step(conn):
+                if self._step(conn, slot):
                     continue
-                seconds = Store(conn).seconds_until_due()
-                self._sleep(generation, MAX_IDLE_SECONDS if seconds is None else seconds)
+                self._sleep(generation, Store(conn, self.clock).seconds_until_due())
             except psycopg.OperationalError as exc:
                 log.warning("database connection lost (%s); reconnecting", exc)
                 if conn is not None:
@@ -185,18 +266,25 @@ class Worker:
             self._plans[plan_id] = plan
         return plan
 
-    def _step(self, conn: psycopg.Connection[Any]) -> bool:
+    def _step(self, conn: psycopg.Connection[Any], slot: _Slot | None = None) -> bool:
         """Claim and run one task (one transaction); False when there was nothing to do."""
-        store = Store(conn)
+        store = Store(conn, self.clock)
         claim: Claim | None = None
+        slot = slot or _Slot()
+        store.step_guard = lambda entering: self._guard(slot, entering)
         try:
             with conn.transaction():
                 claim = store.claim()
                 if claim is None:
                     return False
-                self._run_claims(store, claim)
+                self._run_claims(store, claim, slot)
         except StepFailed as failed:
-            self._record_failure(conn, failed)
+            cancelled = self._was_cancelled(slot, failed.task_id)
+            self._busy(slot, None, None, None)  # nothing of ours to interrupt any more
+            if cancelled:
+                self._record_cancelled(conn, failed)
+            else:
+                self._record_failure(conn, failed)
         except OutsideTransaction as request:
             self._run_outside(conn, request)
         except psycopg.OperationalError:
@@ -209,6 +297,8 @@ class Worker:
                 with conn.transaction():
                     store.finish_instance(claim.instance.id, "failed",
                                           f"internal error in the dfc worker: {exc}")
+        finally:
+            self._busy(slot, None, None, None)
         self.steps_done += 1
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
@@ -217,7 +307,7 @@ class Worker:
     def _run_outside(self, conn: psycopg.Connection[Any], request: OutsideTransaction) -> None:
         """Run a non-transactional statement (at least once), then record its outcome. A session
         advisory lock on the task keeps other workers from running it at the same time."""
-        store = Store(conn)
+        store = Store(conn, self.clock)
         if not store.try_lock_task(request.task_id):
             return
         try:
@@ -243,17 +333,38 @@ class Worker:
             if not conn.broken:
                 store.unlock_task(request.task_id)
 
+    def _busy(self, slot: _Slot, conn: psycopg.Connection[Any] | None, instance_id: str | None,
+              task_id: int | None) -> None:
+        with self._slots_lock:
+            if task_id != slot.task_id:
+                slot.cancelled = False
+            slot.conn, slot.instance_id, slot.task_id = conn, instance_id, task_id
+
+    def _was_cancelled(self, slot: _Slot, task_id: int) -> bool:
+        with self._slots_lock:
+            return slot.cancelled and slot.task_id == task_id
+
+    def _record_cancelled(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
+        """A step's statement was cancelled on purpose: drop its task (its node already reads
+        ``cancelled``); if the task is somehow still wanted, record an ordinary failure."""
+        store = Store(conn, self.clock)
+        store.reset_session()
+        with conn.transaction():
+            store.delete_orphan_task(failed.task_id)
+        self._record_failure(conn, failed)
+
     def _record_failure(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
         """A step's SQL failed and took its transaction with it: record the failure anew."""
-        store = Store(conn)
+        store = Store(conn, self.clock)
         store.reset_session()
         with conn.transaction():
             claim = store.claim(task_id=failed.task_id)
             if claim is None:
+                store.delete_orphan_task(failed.task_id)
                 return  # cancelled meanwhile, or another worker has it
             ctx = self._context(store, claim)
             if ctx is not None:
-                ctx.complete(claim.task, Outcome.error(failed.message))
+                ctx.step_failed(claim.task, failed.message, failed.retryable)
                 if ctx.woke_others:
                     store.notify(claim.instance.id)
 
@@ -266,10 +377,14 @@ class Worker:
             store.delete_task(claim.task.id)
             store.finish_instance(instance.id, "failed", f"Invalid durable function: {plan}")
             return None
-        return Context(store, instance, plan,
-                       Settings(statement_timeout_ms=self.options.statement_timeout_ms), EXECUTORS)
+        return Context(store, instance, plan, self._settings, EXECUTORS)
 
-    def _run_claims(self, store: Store, claim: Claim) -> None:
+    @property
+    def _settings(self) -> Settings:
+        return Settings(statement_timeout_ms=self.options.statement_timeout_ms,
+                        clock=self.clock, http=self.options.http)
+
+    def _run_claims(self, store: Store, claim: Claim, slot: _Slot) -> None:
         """Run the claimed task; while no user SQL ran yet, go on with the same instance's next
         due task in the same transaction (a start and its first step commit together)."""
         woke = False
@@ -284,6 +399,7 @@ class Worker:
             if current is not claim and node is not None and node.kind == "sql" \
                     and not node.spec.get("transactional", True):
                 break  # runs outside any transaction: it must be the first task of its own
+            self._busy(slot, store.conn, current.instance.id, current.task.id)
             if current is claim:
                 ctx.run_task(current.task)
             else:
@@ -294,7 +410,10 @@ class Worker:
                         ctx.run_task(current.task)
                 except StepFailed as failed:
                     store.reset_session()
-                    ctx.complete(current.task, Outcome.error(failed.message))
+                    if self._was_cancelled(slot, failed.task_id):
+                        store.delete_orphan_task(failed.task_id)
+                    else:
+                        ctx.step_failed(current.task, failed.message, failed.retryable)
             woke = woke or ctx.woke_others
             if ctx.ran_sql:
                 break

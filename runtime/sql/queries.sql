@@ -61,13 +61,15 @@ SELECT pg_catalog.pg_notify('df_work', %(payload)s);
 -- name: claim_task
 -- The one statement that hands out work: the oldest due task of a live instance, locked for
 -- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold.
+-- "Due" is decided by the worker's clock (runtime/clock.py): timers are stored as timestamps
+-- computed from it; tasks stamped by the server itself (df.start, signals) are due at once.
 SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
        i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
        i.search_path, i.vars, i.root_node
   FROM df.tasks t
   JOIN df.instances i ON i.id = t.instance_id
  WHERE t.status = 'ready'
-   AND t.run_at <= pg_catalog.clock_timestamp()
+   AND t.run_at <= GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
    AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
  ORDER BY t.run_at, t.id
  LIMIT 1
@@ -82,7 +84,7 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
   JOIN df.instances i ON i.id = t.instance_id
  WHERE t.instance_id = %(instance_id)s
    AND t.status = 'ready'
-   AND t.run_at <= pg_catalog.clock_timestamp()
+   AND t.run_at <= GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
    AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
  ORDER BY t.run_at, t.id
  LIMIT 1
@@ -102,11 +104,11 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
 -- Seconds until the earliest future timer is due (no row: no timers). Tasks due now are not
 -- counted: they are being executed by someone (else the claim would have returned them), and
 -- new work arrives with a notification.
-SELECT EXTRACT(EPOCH FROM (t.run_at - pg_catalog.clock_timestamp()))::float8 AS seconds
+SELECT EXTRACT(EPOCH FROM (t.run_at - GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())))::float8 AS seconds
   FROM df.tasks t
   JOIN df.instances i ON i.id = t.instance_id
  WHERE t.status = 'ready'
-   AND t.run_at > pg_catalog.clock_timestamp()
+   AND t.run_at > GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
    AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
  ORDER BY t.run_at
  LIMIT 1;
@@ -125,8 +127,7 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
 -- name: insert_task
 INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status, run_at, scope, state)
 VALUES (%(instance_id)s, %(node_id)s, %(parent_id)s, %(branch)s, %(status)s,
-        pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => %(delay)s),
-        %(scope)s, %(state)s)
+        coalesce(%(run_at)s::timestamptz, pg_catalog.clock_timestamp()), %(scope)s, %(state)s)
 RETURNING id;
 
 -- name: update_task_state
@@ -149,7 +150,7 @@ DELETE FROM df.tasks d
 
 -- name: node_started
 UPDATE df.nodes
-   SET status = 'running', result = NULL, runs = runs + 1,
+   SET status = 'running', result = NULL, runs = runs + 1, attempts = 1, last_error = NULL,
        started_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp()
  WHERE instance_id = %(instance_id)s AND id = %(node_id)s;
 
@@ -252,3 +253,89 @@ DELETE FROM df.workers WHERE id = %(id)s;
 -- Workers silent for a minute are gone (killed, or their machine is).
 DELETE FROM df.workers
  WHERE last_seen_at < pg_catalog.clock_timestamp() - interval '1 minute';
+
+-- name: cancel_subtrees
+-- Cancel the given activations and everything below them: delete the tasks (those another
+-- worker is executing right now are skipped and returned as `busy`, to be interrupted), and
+-- mark the running nodes below the given ones `cancelled`.
+WITH RECURSIVE sub AS (
+    SELECT t.id, t.node_id, true AS top FROM df.tasks t WHERE t.id = ANY (%(ids)s::bigint[])
+    UNION ALL
+    SELECT t.id, t.node_id, false FROM df.tasks t JOIN sub ON t.parent_id = sub.id
+), marked AS (
+    UPDATE df.nodes n SET status = 'cancelled', updated_at = pg_catalog.clock_timestamp()
+      FROM sub
+     WHERE NOT sub.top AND n.instance_id = %(instance_id)s AND n.id = sub.node_id
+       AND n.status = 'running'
+    RETURNING n.id
+), free AS (
+    SELECT t.id FROM df.tasks t WHERE t.id IN (SELECT sub.id FROM sub) FOR UPDATE SKIP LOCKED
+), deleted AS (
+    DELETE FROM df.tasks d WHERE d.id IN (SELECT free.id FROM free) RETURNING d.id
+)
+SELECT (SELECT count(*) FROM marked) AS marked,
+       ARRAY(SELECT sub.id FROM sub WHERE sub.id NOT IN (SELECT deleted.id FROM deleted)) AS busy;
+
+-- name: notify_cancel
+-- Payload `<instance>` (all of its statements) or `<instance>:<task id>,<task id>,…`.
+SELECT pg_catalog.pg_notify('df_cancel', %(payload)s);
+
+-- name: listen_cancel
+LISTEN df_cancel;
+
+-- name: schedule_task
+UPDATE df.tasks SET status = 'ready', run_at = %(run_at)s, state = %(state)s WHERE id = %(id)s;
+
+-- name: wait_task
+UPDATE df.tasks SET status = 'waiting', state = %(state)s WHERE id = %(id)s;
+
+-- name: delete_orphan_task
+-- A task whose statement was interrupted: drop it when its instance finished or its parent was
+-- cancelled meanwhile (the interrupted step has nothing left to report to).
+DELETE FROM df.tasks t
+ WHERE t.id = %(id)s
+   AND (EXISTS (SELECT 1 FROM df.instances i
+                 WHERE i.id = t.instance_id
+                   AND i.status OPERATOR(pg_catalog.=) ANY ('{completed,failed,cancelled}'::text[]))
+        OR (t.parent_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM df.tasks p WHERE p.id = t.parent_id)));
+
+-- name: node_attempt
+UPDATE df.nodes
+   SET attempts = %(attempts)s, last_error = coalesce(%(error)s, last_error),
+       updated_at = pg_catalog.clock_timestamp()
+ WHERE instance_id = %(instance_id)s AND id = %(node_id)s;
+
+-- name: may_use_http
+-- df.grant_usage(role, include_http => true) grants EXECUTE on this marker function.
+SELECT pg_catalog.has_function_privilege(%(role)s::oid, 'df._http_gate()', 'EXECUTE') AS allowed,
+       %(role)s::oid::regrole::text AS role;
+
+-- name: push_compensation
+INSERT INTO df.compensations (instance_id, node_id, undo_node, scope)
+VALUES (%(instance_id)s, %(node_id)s, %(undo_node)s, %(scope)s);
+
+-- name: next_compensation
+UPDATE df.compensations c SET status = 'running'
+ WHERE c.id = (SELECT max(x.id) FROM df.compensations x
+                WHERE x.instance_id = %(instance_id)s AND x.status = 'pending')
+RETURNING c.id, c.undo_node, c.scope;
+
+-- name: finish_running_compensation
+UPDATE df.compensations SET status = %(status)s
+ WHERE instance_id = %(instance_id)s AND status = 'running';
+
+-- name: set_instance_failure
+UPDATE df.instances SET failure = coalesce(failure, %(failure)s) WHERE id = %(id)s;
+
+-- name: compensation_summary
+SELECT i.failure,
+       count(c.id) FILTER (WHERE c.status OPERATOR(pg_catalog.=) ANY ('{completed,failed}'::text[])) AS ran,
+       count(c.id) FILTER (WHERE c.status = 'failed') AS failed
+  FROM df.instances i
+  LEFT JOIN df.compensations c ON c.instance_id = i.id
+ WHERE i.id = %(instance_id)s
+ GROUP BY i.failure;
+
+-- name: prune
+SELECT df.prune(pg_catalog.make_interval(secs => %(seconds)s), %(batch)s) AS pruned;

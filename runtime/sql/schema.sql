@@ -61,7 +61,8 @@ CREATE TABLE df.instances (
     output text,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    completed_at timestamptz
+    completed_at timestamptz,
+    failure text
 );
 CREATE INDEX instances_owner_created_idx ON df.instances (submitted_by, created_at DESC, id);
 CREATE INDEX instances_created_idx ON df.instances (created_at DESC, id);
@@ -72,12 +73,14 @@ CREATE TABLE df.nodes (
     id text NOT NULL,
     node_type text NOT NULL,
     status text NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
     result jsonb,
     runs integer NOT NULL DEFAULT 0,
     submitted_by regrole NOT NULL,
     started_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
     PRIMARY KEY (instance_id, id)
 );
 
@@ -130,6 +133,20 @@ CREATE TABLE df.workers (
     last_seen_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     steps bigint NOT NULL DEFAULT 0
 );
+
+-- Completed forward steps of `undo` nodes (df.with_undo): when the instance fails, their undo
+-- steps run newest first, each exactly once.
+CREATE TABLE df.compensations (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    instance_id text NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    node_id text NOT NULL,
+    undo_node text NOT NULL,
+    scope json NOT NULL DEFAULT '{}',
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX compensations_instance_idx ON df.compensations (instance_id, id);
 
 -- Roles whose step runner is being created in the current transaction (see df._ensure_runner).
 CREATE TABLE df.runner_gate (
@@ -227,7 +244,13 @@ CREATE FUNCTION df._instance_after_cancel() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM df.tasks t WHERE t.instance_id = NEW.id;
+    -- tasks being executed right now are skipped: their workers interrupt them (df_cancel)
+    DELETE FROM df.tasks d
+     WHERE d.id IN (SELECT t.id FROM df.tasks t WHERE t.instance_id = NEW.id
+                    FOR UPDATE SKIP LOCKED);
+    UPDATE df.nodes n SET status = 'cancelled', updated_at = clock_timestamp()
+     WHERE n.instance_id = NEW.id AND n.status = 'running';
+    PERFORM pg_notify('df_cancel', NEW.id);
     PERFORM pg_notify('df_work', NEW.id);
     RETURN NULL;
 END
@@ -582,6 +605,7 @@ LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_payload jsonb;
+    v_status text;
 BEGIN
     IF instance_id = '' THEN
         RAISE EXCEPTION 'instance_id cannot be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -589,9 +613,15 @@ BEGIN
     IF signal_name = '' THEN
         RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = instance_id) THEN
+    SELECT i.status INTO v_status FROM df.instances i WHERE i.id = instance_id;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'Instance not found or access denied: %', instance_id
             USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_status NOT IN ('pending', 'running') THEN
+        RAISE EXCEPTION 'Instance % is %; signals can only be sent to pending or running instances',
+            instance_id, v_status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     BEGIN
         v_payload := signal_data::jsonb;
@@ -822,6 +852,7 @@ AS $$
                  FROM (VALUES ('condition', 1), ('then', 2), ('else', 3), ('body', 1), ('undo', 2))
                       AS k(key, ord)
                 WHERE jsonb_typeof(n -> k.key) = 'string'
+                  AND n ->> 'kind' NOT IN ('http', 'http_multipart')  -- their body is data
            ) c
 $$;
 
@@ -844,7 +875,8 @@ AS $$
         SELECT inst.root_node AS id, NULL::text AS done_ancestor FROM inst
         UNION ALL
         SELECT e.child,
-               CASE WHEN pn.status IN ('completed', 'failed') THEN t.id ELSE t.done_ancestor END
+               CASE WHEN pn.status IN ('completed', 'failed', 'cancelled') THEN t.id
+                    ELSE t.done_ancestor END
           FROM tree t
           JOIN edges e ON e.parent = t.id
           JOIN df.nodes pn ON pn.instance_id = instance_nodes.instance_id AND pn.id = t.id
@@ -855,17 +887,19 @@ AS $$
                 WHEN s.n ->> 'kind' IN ('seq', 'join', 'race', 'loop', 'if') THEN NULL
                 ELSE (s.n - 'id' - 'kind' - 'bind' - 'at_least_once' - 'span')::text END,
            s.n ->> 'bind',
-           coalesce(s.n #>> '{children,0}', s.n ->> 'then', s.n ->> 'body'),
+           CASE WHEN s.n ->> 'kind' NOT IN ('http', 'http_multipart')
+                THEN coalesce(s.n #>> '{children,0}', s.n ->> 'then', s.n ->> 'body') END,
            coalesce(s.n #>> '{children,1}', s.n ->> 'else'),
            dn.status,
            dn.result::text,
-           jsonb_build_object('runs', dn.runs)::text,
-           CASE WHEN dn.status IN ('completed', 'failed') THEN dn.status
+           jsonb_strip_nulls(jsonb_build_object('runs', dn.runs, 'attempts', dn.attempts,
+                                                'last_error', dn.last_error))::text,
+           CASE WHEN dn.status IN ('completed', 'failed', 'cancelled') THEN dn.status
                 WHEN t.done_ancestor IS NOT NULL THEN 'skipped'
                 WHEN inst.istatus IN ('completed', 'failed', 'cancelled') AND dn.status = 'pending'
                     THEN 'skipped'
                 ELSE dn.status END,
-           CASE WHEN dn.status NOT IN ('completed', 'failed') THEN t.done_ancestor END,
+           CASE WHEN dn.status NOT IN ('completed', 'failed', 'cancelled') THEN t.done_ancestor END,
            dn.updated_at
       FROM inst
       JOIN spec s ON true
@@ -924,7 +958,8 @@ CREATE FUNCTION df._explain_marker(p_status text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$
     SELECT CASE p_status WHEN 'completed' THEN ' ✓' WHEN 'failed' THEN ' ✗' WHEN 'running' THEN ' ⏳'
-                         WHEN 'pending' THEN ' ○' WHEN 'skipped' THEN ' ⊘' ELSE '' END
+                         WHEN 'pending' THEN ' ○' WHEN 'skipped' THEN ' ⊘'
+                         WHEN 'cancelled' THEN ' ⊘' ELSE '' END
 $$;
 
 -- Lines for one node: p_prefix || p_connector || label, compound sections indented below it.
@@ -955,7 +990,8 @@ BEGIN
     END IF;
     RETURN NEXT p_prefix || p_connector
         || replace(df._explain_label(v_node), E'\n', E'\n' || p_prefix || '  ')
-        || coalesce(df._explain_marker(p_status ->> p_id), '');
+        || coalesce(df._explain_marker(p_status ->> p_id), '')
+        || coalesce(' (attempt ' || (p_status ->> (p_id || '#attempts')) || ')', '');
     v_sections := CASE v_kind
         WHEN 'join' THEN (SELECT jsonb_agg(jsonb_build_array('║ branch ' || o || ':', c) ORDER BY o)
                             FROM jsonb_array_elements_text(v_node -> 'children') WITH ORDINALITY AS x(c, o))
@@ -1015,6 +1051,13 @@ BEGIN
         END IF;
         SELECT jsonb_object_agg(n.node_id, n.inferred_status) INTO v_status
           FROM df.instance_nodes(v_text) n;
+        -- nodes that needed more than one attempt: "attempt 3" or "attempt 3/5" (retry nodes)
+        v_status := coalesce(v_status, '{}'::jsonb) || coalesce((
+            SELECT jsonb_object_agg(d.id || '#attempts', d.attempts::text
+                                    || coalesce('/' || (s.n ->> 'max_attempts'), ''))
+              FROM df.nodes d
+              LEFT JOIN jsonb_array_elements(v_inst.plan -> 'nodes') AS s (n) ON s.n ->> 'id' = d.id
+             WHERE d.instance_id = v_text AND d.attempts > 1), '{}'::jsonb);
         RETURN format('Instance: %s (%s)', v_inst.id, coalesce(v_inst.label, ''))
             || E'\n' || format('Status:   %s %s',
                    CASE v_inst.status WHEN 'completed' THEN '✓' WHEN 'failed' THEN '✗'
@@ -1083,6 +1126,9 @@ BEGIN
     FOR v_fn IN SELECT * FROM df._user_functions() LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
     END LOOP;
+    IF include_http THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df._http_gate() TO %I%s', p_role, v_opt);
+    END IF;
     IF with_grant THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION df.grant_usage(text, boolean, boolean), df.revoke_usage(text), df.metrics() TO %I WITH GRANT OPTION', p_role);
     END IF;
@@ -1100,6 +1146,7 @@ BEGIN
     FOR v_fn IN SELECT * FROM df._user_functions() LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
     END LOOP;
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION df._http_gate() FROM %I CASCADE', p_role);
     BEGIN
         EXECUTE format('REVOKE EXECUTE ON FUNCTION df.grant_usage(text, boolean, boolean), df.revoke_usage(text), df.metrics() FROM %I CASCADE', p_role);
     EXCEPTION WHEN insufficient_privilege THEN
@@ -1108,6 +1155,32 @@ BEGIN
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'dfc: % revoked df usage privileges from "%"', current_user, p_role;
 END
+$$;
+
+-- The privilege to run HTTP steps: df.grant_usage(role, include_http => true) grants EXECUTE on
+-- this function, and the worker checks it before every request.
+CREATE FUNCTION df._http_gate() RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT $$;
+
+-- Delete finished instances (with their nodes, signals and compensation records) whose age —
+-- completion time, else creation time — exceeds older_than; at most batch_size per call, skipping
+-- rows someone holds, so running work is never blocked. Returns how many were deleted.
+CREATE FUNCTION df.prune(older_than interval DEFAULT '30 days', batch_size integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH doomed AS (
+        SELECT i.id FROM df.instances i
+         WHERE i.status IN ('completed', 'failed', 'cancelled')
+           AND coalesce(i.completed_at, i.created_at) < clock_timestamp() - older_than
+         ORDER BY coalesce(i.completed_at, i.created_at)
+         LIMIT batch_size
+           FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        DELETE FROM df.instances i USING doomed WHERE i.id = doomed.id RETURNING i.id
+    )
+    SELECT count(*)::integer FROM gone
 $$;
 
 -- Nothing in df is usable by PUBLIC; df.grant_usage hands out what a user needs.
