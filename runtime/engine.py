@@ -137,6 +137,9 @@ class Context:
         }
         self.woke_others = False
         self.ran_sql = False
+        # commit before running more of this instance: parallel branches and timers must be
+        # visible to other workers before a long statement starts
+        self.stop_chain = False
         self.clock = settings.clock
 
     # --- creating activations ---------------------------------------------------------------

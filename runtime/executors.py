@@ -141,12 +141,13 @@ class SqlExecutor(_Leaf):
             if store.conn.broken:
                 raise
             message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-            raise StepFailed(task.id, f"SQL execution failed: {message}") from exc
-        except psycopg.errors.OperationalError:
-            raise
+            # interrupted from outside (df.cancel commits right after: the retry finds the
+            # instance cancelled); a statement_timeout is final
+            raise StepFailed(task.id, f"SQL execution failed: {message}",
+                             retryable="user request" in message) from exc
         except psycopg.Error as exc:
             if store.conn.broken:
-                raise
+                raise  # the connection is gone: the worker reconnects, the step runs again
             message = (exc.diag.message_primary if exc.diag else None) or str(exc)
             # the step's transaction is aborted: the worker records the failure in a new one
             raise StepFailed(task.id, f"SQL execution failed: {message}",
@@ -343,6 +344,7 @@ class JoinExecutor(_Compound):
         task = ctx.waiting_task(node, parent_id, branch, scope, {"done": {}})
         if len(node.children) > 1:
             ctx.woke_others = True
+            ctx.stop_chain = True
         for index, child in enumerate(node.children):
             outcome = ctx.start_node(child, task.id, index, scope)
             if outcome is not None:
@@ -385,6 +387,7 @@ class RaceExecutor(_Compound):
         task = ctx.waiting_task(node, parent_id, branch, scope, {})
         if len(node.children) > 1:
             ctx.woke_others = True
+            ctx.stop_chain = True
         for index, child in enumerate(node.children):
             outcome = ctx.start_node(child, task.id, index, scope)
             if outcome is not None:

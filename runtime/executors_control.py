@@ -107,6 +107,7 @@ class TimeoutExecutor(_Compound):
         # the timeout's own task becomes the timer; a finishing body deletes it first
         ctx.store.schedule_task(task.id, float(node.spec["seconds"]), task.state)
         ctx.woke_others = True
+        ctx.stop_chain = True  # the timer must be committed before the body's work starts
         return None
 
     def on_child(self, ctx: Context, node: Node, task: Task, branch: int,

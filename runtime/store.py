@@ -218,6 +218,11 @@ class Store:
         """Turn a claimed compound task back into one that waits for its children."""
         self._run("wait_task", {"id": task_id, "state": _json(state)})
 
+    def cancelled_step_cleanup(self, instance_id: str, node_id: str) -> None:
+        """After a statement of a cancelled instance was interrupted: its node reads
+        ``cancelled`` and the instance keeps no tasks."""
+        self._run("cancelled_step_cleanup", {"instance_id": instance_id, "node_id": node_id})
+
     def delete_orphan_task(self, task_id: int) -> None:
         """Remove a task whose instance finished or whose parent is gone (its step was interrupted)."""
         self._run("delete_orphan_task", {"id": task_id})
@@ -347,5 +352,7 @@ class Store:
                     cur.execute(query("reset_all"))
 
     def consume_signal(self, instance_id: str, name: str) -> tuple[bool, JSON]:
+        """The oldest buffered signal of that name, removed; (False, None) when none."""
+        self._run("lock_signal", {"instance_id": instance_id, "name": name})
         row = self._one("consume_signal", {"instance_id": instance_id, "name": name})
         return (False, None) if row is None else (True, row["payload"])

@@ -74,6 +74,7 @@ class _Slot:
     conn: psycopg.Connection[Any] | None = None
     instance_id: str | None = None
     task_id: int | None = None
+    node_id: str | None = None
     cancelled: bool = False
     in_sql: bool = False
 
@@ -280,9 +281,10 @@ class Worker:
                 self._run_claims(store, claim, slot)
         except StepFailed as failed:
             cancelled = self._was_cancelled(slot, failed.task_id)
+            where = (slot.instance_id, slot.node_id)
             self._busy(slot, None, None, None)  # nothing of ours to interrupt any more
             if cancelled:
-                self._record_cancelled(conn, failed)
+                self._record_cancelled(conn, failed, *where)
             else:
                 self._record_failure(conn, failed)
         except OutsideTransaction as request:
@@ -334,23 +336,28 @@ class Worker:
                 store.unlock_task(request.task_id)
 
     def _busy(self, slot: _Slot, conn: psycopg.Connection[Any] | None, instance_id: str | None,
-              task_id: int | None) -> None:
+              task_id: int | None, node_id: str | None = None) -> None:
         with self._slots_lock:
             if task_id != slot.task_id:
                 slot.cancelled = False
             slot.conn, slot.instance_id, slot.task_id = conn, instance_id, task_id
+            slot.node_id = node_id
 
     def _was_cancelled(self, slot: _Slot, task_id: int) -> bool:
         with self._slots_lock:
             return slot.cancelled and slot.task_id == task_id
 
-    def _record_cancelled(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
-        """A step's statement was cancelled on purpose: drop its task (its node already reads
+    def _record_cancelled(self, conn: psycopg.Connection[Any], failed: StepFailed,
+                          instance_id: str | None, node_id: str | None) -> None:
+        """A step's statement was cancelled on purpose: drop its task (its node reads
         ``cancelled``); if the task is somehow still wanted, record an ordinary failure."""
         store = Store(conn, self.clock)
         store.reset_session()
         with conn.transaction():
             store.delete_orphan_task(failed.task_id)
+            if instance_id is not None and node_id is not None:
+                # the step may have started in the transaction that was just rolled back
+                store.cancelled_step_cleanup(instance_id, node_id)
         self._record_failure(conn, failed)
 
     def _record_failure(self, conn: psycopg.Connection[Any], failed: StepFailed) -> None:
@@ -399,7 +406,8 @@ class Worker:
             if current is not claim and node is not None and node.kind == "sql" \
                     and not node.spec.get("transactional", True):
                 break  # runs outside any transaction: it must be the first task of its own
-            self._busy(slot, store.conn, current.instance.id, current.task.id)
+            self._busy(slot, store.conn, current.instance.id, current.task.id,
+                       current.task.node_id)
             if current is claim:
                 ctx.run_task(current.task)
             else:
@@ -415,7 +423,7 @@ class Worker:
                     else:
                         ctx.step_failed(current.task, failed.message, failed.retryable)
             woke = woke or ctx.woke_others
-            if ctx.ran_sql:
+            if ctx.ran_sql or ctx.stop_chain:
                 break
             current = store.claim(instance_id=claim.instance.id)
         if woke:

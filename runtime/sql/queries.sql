@@ -339,3 +339,22 @@ SELECT i.failure,
 
 -- name: prune
 SELECT df.prune(pg_catalog.make_interval(secs => %(seconds)s), %(batch)s) AS pruned;
+
+-- name: cancelled_step_cleanup
+WITH inst AS (
+    SELECT i.id FROM df.instances i WHERE i.id = %(instance_id)s AND i.status = 'cancelled'
+), marked AS (
+    UPDATE df.nodes n SET status = 'cancelled', updated_at = pg_catalog.clock_timestamp()
+      FROM inst
+     WHERE n.instance_id = inst.id AND n.id = %(node_id)s
+       AND n.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+    RETURNING n.id
+)
+DELETE FROM df.tasks d
+ WHERE d.id IN (SELECT t.id FROM df.tasks t JOIN inst ON t.instance_id = inst.id
+                FOR UPDATE OF t SKIP LOCKED);
+
+-- name: lock_signal
+-- Taken before a wait looks for its signal; df.signal's trigger takes it too (no lost wake-up).
+SELECT pg_catalog.pg_advisory_xact_lock(1147489353,
+                                        pg_catalog.hashtext(%(instance_id)s || '/' || %(name)s));

@@ -275,6 +275,9 @@ CREATE FUNCTION df._signal_after_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- serialised with a wait that is checking for this signal right now (the worker takes the
+    -- same lock): either it sees this signal, or its rescheduled task is visible below
+    PERFORM pg_advisory_xact_lock(1147489353, hashtext(NEW.instance_id || '/' || NEW.name));
     -- a wait for this signal may be sleeping until its timeout: make it due now
     UPDATE df.tasks t SET run_at = clock_timestamp()
      WHERE t.instance_id = NEW.instance_id AND t.status = 'ready'
@@ -593,6 +596,12 @@ BEGIN
         RAISE EXCEPTION 'Instance not found or access denied: %', instance_id
             USING ERRCODE = 'no_data_found';
     END IF;
+    -- a step running for this instance holds row locks until it ends: interrupt it first
+    BEGIN
+        PERFORM df._interrupt_steps(instance_id);
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;  -- granted before this function existed: the step finishes, then it stops
+    END;
     UPDATE df.instances i SET status = 'cancelled', output = reason
      WHERE i.id = instance_id AND i.status IN ('pending', 'running');
     RETURN format('Instance %s cancelled: %s', instance_id, reason);
@@ -1104,7 +1113,8 @@ AS $$
                          '_my_role', '_owner_role', '_store_plan', '_sql_plan', '_ensure_runner',
                          '_runner_ok', '_runner_gate_open', '_runner_body', '_runner_name',
                          '_refuse_in_workflow', '_node_type', '_plan_edges', '_explain_label',
-                         '_explain_marker', '_explain_lines', '_explain_plan')
+                         '_explain_marker', '_explain_lines', '_explain_plan',
+                         '_interrupt_steps')
 $$;
 
 CREATE FUNCTION df.grant_usage(p_role text, include_http boolean DEFAULT false,
@@ -1181,6 +1191,23 @@ AS $$
         DELETE FROM df.instances i USING doomed WHERE i.id = doomed.id RETURNING i.id
     )
     SELECT count(*)::integer FROM gone
+$$;
+
+-- Cancel, on the server, the statements workers are running right now for an instance (each
+-- holds the row lock of its task). Runs as the owner, which may signal the workers' backends;
+-- only the instance's owner (or a member of that role) may interrupt its steps.
+CREATE FUNCTION df._interrupt_steps(p_instance text) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FILTER (WHERE pg_cancel_backend(l.pid))::integer
+      FROM df.instances i
+      JOIN df.tasks t ON t.instance_id = i.id
+      JOIN pg_locks l ON l.locktype = 'transactionid' AND l.transactionid::text = t.xmax::text
+                     AND l.mode = 'ExclusiveLock' AND l.granted
+     WHERE i.id = p_instance
+       AND t.xmax::text <> '0'
+       AND pg_has_role(session_user, i.submitted_by, 'MEMBER')
+       AND l.pid <> pg_backend_pid()
 $$;
 
 -- Nothing in df is usable by PUBLIC; df.grant_usage hands out what a user needs.

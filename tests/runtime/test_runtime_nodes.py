@@ -160,15 +160,6 @@ def test_signal_timeout(dsn: str) -> None:
     assert result(dsn, iid) == {"signal_name": "never", "timed_out": True, "data": None}
 
 
-def test_unsupported_kind_fails_with_a_message(dsn: str) -> None:
-    b = PlanBuilder()
-    node = b._add("http", None, url="https://example.com", method="GET", body=None,
-                  headers=None, timeout_seconds=5)
-    iid, status, _ = run(dsn, b.build(node))
-    assert status == "failed"
-    assert "not supported" in (output(dsn, iid) or "")
-
-
 def test_plain_sql_string_is_a_workflow(dsn: str) -> None:
     _, status, res = run(dsn, "SELECT 42 AS answer")
     assert (status, res) == ("completed", {"rows": [{"answer": 42}], "row_count": 1})

@@ -14,7 +14,7 @@ def test_prune_removes_old_finished_instances_in_batches(dsn: str) -> None:
     done = b.build(b.sql("SELECT 1"))
     b2 = PlanBuilder("waiting")
     waiting = b2.build(b2.wait_signal("never"))
-    with worker_on(dsn):
+    with worker_on(dsn, retention=None):
         finished = [start(dsn, done) for _ in range(5)]
         for instance in finished:
             assert wait(dsn, instance, 30) == "completed"
@@ -24,7 +24,7 @@ def test_prune_removes_old_finished_instances_in_batches(dsn: str) -> None:
     scalar(dsn, "UPDATE df.instances SET created_at = created_at - interval '40 days', "
                 "completed_at = completed_at - interval '40 days'")
     recent = start(dsn, done)
-    with worker_on(dsn):
+    with worker_on(dsn, retention=None):  # this test prunes by hand
         assert wait(dsn, recent, 30) == "completed"
     assert scalar(dsn, "SELECT df.prune(interval '30 days', 2)") == 2
     assert scalar(dsn, "SELECT df.prune(interval '30 days', 100)") == 3

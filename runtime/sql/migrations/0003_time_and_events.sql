@@ -338,3 +338,73 @@ AS $$
                   AND n ->> 'kind' NOT IN ('http', 'http_multipart')  -- their body is data
            ) c
 $$;
+
+-- Cancel, on the server, the statements workers are running right now for an instance (each
+-- holds the row lock of its task). Runs as the owner, which may signal the workers' backends;
+-- only the instance's owner (or a member of that role) may interrupt its steps.
+CREATE FUNCTION df._interrupt_steps(p_instance text) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FILTER (WHERE pg_cancel_backend(l.pid))::integer
+      FROM df.instances i
+      JOIN df.tasks t ON t.instance_id = i.id
+      JOIN pg_locks l ON l.locktype = 'transactionid' AND l.transactionid::text = t.xmax::text
+                     AND l.mode = 'ExclusiveLock' AND l.granted
+     WHERE i.id = p_instance
+       AND t.xmax::text <> '0'
+       AND pg_has_role(session_user, i.submitted_by, 'MEMBER')
+       AND l.pid <> pg_backend_pid()
+$$;
+REVOKE ALL ON FUNCTION df._interrupt_steps(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION df._user_functions() RETURNS SETOF regprocedure
+LANGUAGE sql STABLE
+AS $$
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.pronamespace = 'df'::regnamespace
+       AND p.proname IN ('start', 'status', 'result', 'cancel', 'signal', 'await_instance',
+                         'wait_for_completion', 'setvar', 'getvar', 'unsetvar', 'clearvars',
+                         'list_instances', 'instance_info', 'instance_nodes', 'explain',
+                         'version', 'install_plan',
+                         '_my_role', '_owner_role', '_store_plan', '_sql_plan', '_ensure_runner',
+                         '_runner_ok', '_runner_gate_open', '_runner_body', '_runner_name',
+                         '_refuse_in_workflow', '_node_type', '_plan_edges', '_explain_label',
+                         '_explain_marker', '_explain_lines', '_explain_plan',
+                         '_interrupt_steps')
+$$;
+
+CREATE OR REPLACE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user') RETURNS text
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = instance_id) THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', instance_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    -- a step running for this instance holds row locks until it ends: interrupt it first
+    BEGIN
+        PERFORM df._interrupt_steps(instance_id);
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;  -- granted before this function existed: the step finishes, then it stops
+    END;
+    UPDATE df.instances i SET status = 'cancelled', output = reason
+     WHERE i.id = instance_id AND i.status IN ('pending', 'running');
+    RETURN format('Instance %s cancelled: %s', instance_id, reason);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION df._signal_after_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- serialised with a wait that is checking for this signal right now (the worker takes the
+    -- same lock): either it sees this signal, or its rescheduled task is visible below
+    PERFORM pg_advisory_xact_lock(1147489353, hashtext(NEW.instance_id || '/' || NEW.name));
+    -- a wait for this signal may be sleeping until its timeout: make it due now
+    UPDATE df.tasks t SET run_at = clock_timestamp()
+     WHERE t.instance_id = NEW.instance_id AND t.status = 'ready'
+       AND (t.state ->> 'signal') IS NOT NULL;
+    PERFORM pg_notify('df_work', NEW.instance_id);
+    RETURN NULL;
+END
+$$;
