@@ -1,4 +1,4 @@
-"""``dfc status|list|result``: look at workflow instances from the command line.
+"""``dfc status|list|result|signal|cancel``: look at and steer workflow instances.
 
 ``dfc explain`` (:mod:`dfc.commands.explain`) calls :func:`run_explain` for instance ids and
 plan names.
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from runtime import api
 from runtime.commandline import add_dsn_argument, guarded, say
-from runtime.jsonvalues import dumps
+from runtime.jsonvalues import dumps, loads
 from runtime.target import RuntimeProblem, open_connection, require_schema, resolve_dsn
 
 out = Console(highlight=False)
@@ -41,6 +41,21 @@ def register(subparsers: Any) -> None:
     result.add_argument("instance", metavar="ID")
     add_dsn_argument(result)
     result.set_defaults(func=run_result)
+
+    send = subparsers.add_parser("signal", help="send a signal to an instance (df.signal)")
+    send.add_argument("instance", metavar="ID")
+    send.add_argument("name", metavar="NAME")
+    send.add_argument("data", metavar="DATA", nargs="?", default="{}",
+                      help="payload: JSON, or text taken as a JSON string (default {})")
+    add_dsn_argument(send)
+    send.set_defaults(func=run_signal)
+
+    cancel = subparsers.add_parser("cancel", help="cancel an instance, its running statements "
+                                                  "included (df.cancel)")
+    cancel.add_argument("instance", metavar="ID")
+    cancel.add_argument("--reason", default="Cancelled by user")
+    add_dsn_argument(cancel)
+    cancel.set_defaults(func=run_cancel)
 
 
 def _connection(args: argparse.Namespace) -> Any:
@@ -106,4 +121,23 @@ def run_result(args: argparse.Namespace) -> int:
                 + (f": {output}" if status == "failed" and output else ""),
             )
         print(dumps(api.result(conn, args.instance)))
+    return 0
+
+
+@guarded
+def run_signal(args: argparse.Namespace) -> int:
+    try:
+        data = loads(args.data)
+    except ValueError:
+        data = args.data  # plain text is sent as a JSON string, as df.signal does
+    with _connection(args) as conn:
+        api.signal(conn, args.instance, args.name, data)
+    say("OK")
+    return 0
+
+
+@guarded
+def run_cancel(args: argparse.Namespace) -> int:
+    with _connection(args) as conn:
+        say(api.cancel(conn, args.instance, args.reason))
     return 0

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.live import Live
 
 from runtime import api
-from runtime.commandline import add_dsn_argument, err, guarded, say
+from runtime.commandline import (
+    add_dsn_argument,
+    add_worker_arguments,
+    err,
+    guarded,
+    http_settings,
+    retention,
+    say,
+)
 from runtime.jsonvalues import dumps
 from runtime.migrate import install as install_schema
 from runtime.progress import render, render_all
@@ -37,6 +45,7 @@ def register(subparsers: Any) -> None:
     add_dsn_argument(parser)
     parser.add_argument("--concurrency", type=int, default=4, metavar="N")
     parser.add_argument("--no-progress", action="store_true", help="print only the results")
+    add_worker_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             for plan in plans:
                 api.install(conn, plan)
                 started.append((plan, api.start(conn, plan)))
-        worker = Worker(dsn, WorkerOptions(concurrency=max(1, args.concurrency)))
+        worker = Worker(dsn, WorkerOptions(concurrency=max(1, args.concurrency),
+                                           http=http_settings(args), retention=retention(args)))
         worker.start()
         try:
             statuses = _follow(conn, started, show=not args.no_progress)

@@ -6,7 +6,14 @@ import argparse
 import logging
 from typing import Any
 
-from runtime.commandline import add_dsn_argument, guarded, say
+from runtime.commandline import (
+    add_dsn_argument,
+    add_worker_arguments,
+    guarded,
+    http_settings,
+    retention,
+    say,
+)
 from runtime.target import open_connection, require_schema, resolve_dsn
 from runtime.worker import Worker, WorkerOptions
 
@@ -33,6 +40,7 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="statement_timeout of each SQL step (0 = none; default 300)",
     )
+    add_worker_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -45,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     options = WorkerOptions(
         concurrency=max(1, args.concurrency),
         statement_timeout_ms=int(args.statement_timeout * 1000),
+        http=http_settings(args),
+        retention=retention(args),
     )
     say(f"worker started ({options.concurrency} executors); stop with SIGTERM or Ctrl-C")
     Worker(dsn, options).run()
