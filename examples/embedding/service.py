@@ -14,6 +14,7 @@ workflow's retries can be watched at work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -110,10 +111,8 @@ def main() -> None:
         embed, name = hashing_embedder(args.dimensions), f"hashing-{args.dimensions}"
     server = serve(args.host, args.port, embed, name, args.fail_every)
     print(f"embedding service ({name}) on http://{args.host}:{args.port}/embed", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
