@@ -1,33 +1,33 @@
 """The parser facade: Lark in, statements and diagnostics out.
 
 The grammar (``grammar/dsql.lark``) is loaded once. The file is lexed in one pass with
-comments kept, split into statements at ``;``, and each statement is run through the LALR
-automaton on its own, so one syntax error does not hide the mistakes in later statements.
-The automaton is Lark's (its tables and tree callbacks) driven by a small loop here, which
-is several times faster than Lark's interactive parser and builds identical trees. Lark's
-exceptions are turned into :class:`compiler.diagnostics.Diagnostic` records here; Lark types
-do not travel further than :mod:`compiler.lower`.
+comments kept (:mod:`compiler.lexer`), split into statements at ``;`` here, and each statement
+is run through the LALR automaton on its own (:mod:`compiler.lalr`), so one syntax error does
+not hide the mistakes in later statements. Both are Lark's definitions (its terminals, tables
+and tree callbacks) run by small loops several times faster than Lark's own, with identical
+tokens and trees. Lark's exceptions are turned into :class:`compiler.diagnostics.Diagnostic`
+records here; Lark types do not travel further than :mod:`compiler.lower`.
 """
 
 from __future__ import annotations
 
 import difflib
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from copy import copy
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
-from lark.lexer import BasicLexer, PatternStr
+from lark.lexer import PatternStr
 
 from compiler.diagnostics import DiagnosticSink, Edit, Fix, Related
 from compiler.ir import Comment
-from compiler.source import SourceFile
+from compiler.lalr import drive
+from compiler.lexer import lex
+from compiler.source import SourceFile, Span
 
 TRIVIA = frozenset({"WS", "COMMENT", "BLOCK_COMMENT"})
 _LEX_ERRORS = {
@@ -77,7 +77,7 @@ def lark_parser() -> Lark:
         lexer="basic",
         strict=True,
         regex=True,
-        # The driver (_drive) sets start_pos/end_pos on each tree it builds, which is all the
+        # The driver (compiler.lalr) sets the positions of each tree it builds, which is all the
         # compiler reads; Lark's own position propagation costs more than the parse itself.
         propagate_positions=False,
         maybe_placeholders=True,
@@ -128,7 +128,7 @@ def parse(source: SourceFile, sink: DiagnosticSink | None = None) -> ParseResult
 def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
     sink = sink if sink is not None else DiagnosticSink()
     result = ParseResult(source, [], [], sink)
-    for tokens, lex_error in _statements(source, _lex(source), result):
+    for tokens, lex_error in _statements(source, lex(source), result):
         if _plain_sql(source, tokens, lex_error, sink):
             continue
         if lex_error is not None:
@@ -235,72 +235,6 @@ def _plain_sql(
     return False
 
 
-@dataclass(frozen=True)
-class _Scanner:
-    """One compiled alternation of the grammar's terminals, in the lexer's priority order."""
-
-    match: Callable[[str, int], Any]
-    callbacks: dict[str, Callable[[Token], Token]]
-
-
-@cache
-def _scanner() -> _Scanner:
-    """The grammar's terminals as one regex, trivia included.
-
-    Built once, from the lexer configuration the parser already validated (Lark's own
-    ``lex(dont_ignore=True)`` would build and re-validate a lexer on every call). Keywords
-    such as SELECT are matched as names and retyped by the lexer's callbacks, as in Lark.
-    """
-    conf = copy(lark_parser().lexer_conf)
-    conf.ignore = ()
-    conf.skip_validation = True
-    lexer = BasicLexer(conf)
-    scanner = lexer.scanner
-    pattern = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanner.terminals)
-    return _Scanner(conf.re_module.compile(pattern, conf.g_regex_flags).match, lexer.callback)
-
-
-def _lex(source: SourceFile) -> Iterator[Token]:
-    """The tokens of the file, comments included and whitespace left out.
-
-    Tokens carry the same positions as Lark's (offsets, 1-based lines and columns, ends).
-    STRAY matches any other character, so lexing is total.
-    """
-    scanner = _scanner()
-    match = scanner.match
-    callbacks = scanner.callbacks
-    text = source.text
-    pos = 0
-    size = len(text)
-    line, line_start = 1, 0
-    while pos < size:
-        found = match(text, pos)
-        end = found.end()
-        kind = found.lastgroup
-        value = found.group()
-        newlines = value.count("\n") if "\n" in value else 0
-        if kind != "WS":
-            end_line, end_start = line, line_start
-            if newlines:
-                end_line, end_start = line + newlines, pos + value.rindex("\n") + 1
-            token = Token(
-                kind,
-                value,
-                pos,
-                line,
-                pos - line_start + 1,
-                end_line,
-                end - end_start + 1,
-                end,
-            )
-            if kind in callbacks:
-                token = callbacks[kind](token)
-            yield token
-        if newlines:
-            line, line_start = line + newlines, pos + value.rindex("\n") + 1
-        pos = end
-
-
 def _statements(
     source: SourceFile, tokens: Iterable[Token], result: ParseResult
 ) -> Iterator[tuple[list[Token], Token | None]]:
@@ -315,10 +249,15 @@ def _statements(
         kind = token.type
         if kind in TRIVIA:
             if kind != "WS":
-                start = token.start_pos or 0
-                result.comments.append(
-                    Comment(text=str(token), span=source.span(start, start + len(token)))
+                span = Span(
+                    token.start_pos or 0,
+                    token.end_pos or 0,
+                    token.line or 1,
+                    token.column or 1,
+                    token.end_line or 1,
+                    token.end_column or 1,
                 )
+                result.comments.append(Comment(text=str(token), span=span))
             continue
         if kind == "SEMICOLON":
             if current or error is not None:
@@ -393,144 +332,16 @@ def _parse_statement(
     source: SourceFile, tokens: list[Token], sink: DiagnosticSink
 ) -> Tree[Token] | None:
     try:
-        return _drive(tokens, complete=True)
+        return drive(tokens, complete=True)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
         return None
 
 
-# An LALR action: (True, next_state) to shift, or (False, (size, rule name, callback)) to
-# reduce ``size`` values with ``callback`` (None for a rule that hands its one child up).
-_Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
-_Action = tuple[bool, Any]
-
-
-@dataclass(frozen=True)
-class _Tables:
-    """The LALR tables of :func:`lark_parser`, prepared for :func:`_drive`."""
-
-    actions: dict[int, dict[str, _Action]]
-    gotos: dict[int, dict[str, int]]
-    start: int
-    end: int
-    # (state below, state on top, lookahead) -> the top state after every pass-through
-    # reduction that follows; filled as the parser meets new combinations.
-    chains: dict[tuple[int, int, str], int] = field(default_factory=dict)
-
-    def chain(self, below: int, top: int, kind: str) -> int:
-        """Apply consecutive pass-through reductions: each replaces only the top state."""
-        key = (below, top, kind)
-        found = self.chains.get(key)
-        if found is None:
-            found = top
-            while True:
-                shift, arg = self.actions[found].get(kind, (True, None))
-                if shift or arg[2] is not None:
-                    break
-                found = self.gotos[below][arg[1]]
-            self.chains[key] = found
-        return found
-
-
-@cache
-def _tables() -> _Tables:
-    from lark.parsers.lalr_analysis import Shift
-
-    frontend: Any = lark_parser().parser
-    inner = frontend.parser.parser
-    table = inner.parse_table
-    callbacks = inner.callbacks
-    reduces: dict[Any, _Reduce] = {}
-    for rule, callback in callbacks.items():
-        # Rules such as ``?seq_expr: race_expr`` only hand their one child up the
-        # precedence ladder; Lark's callback returns the child unchanged, so it is skipped.
-        passthrough = (
-            rule.options.expand1
-            and rule.alias is None
-            and len(rule.expansion) == 1
-            and not rule.expansion[0].is_term
-        )
-        name = str(rule.origin.name)  # Lark's names are Token objects: slow dictionary keys
-        reduces[rule] = (len(rule.expansion), name, None if passthrough else callback)
-    actions: dict[int, dict[str, _Action]] = {}
-    gotos: dict[int, dict[str, int]] = {}
-    for state, row in table.states.items():
-        actions[state] = {}
-        gotos[state] = {}
-        for symbol, (action, arg) in row.items():
-            if symbol.isupper():
-                shift = action is Shift
-                actions[state][str(symbol)] = (shift, arg if shift else reduces[arg])
-            else:
-                gotos[state][str(symbol)] = arg
-    return _Tables(actions, gotos, table.start_states["start"], table.end_states["start"])
-
-
-def _drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
-    """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
-
-    The same automaton and tree callbacks as Lark's own parser, in one tight loop: the
-    interactive parser's per-token overhead, Lark's position propagation and the no-op
-    reductions of the precedence ladder cost several times the parse itself. With
-    ``complete=False`` only the tokens are fed (no end of statement), to find a syntax error
-    before a lexical one.
-    """
-    tables = _tables()
-    actions = tables.actions
-    gotos = tables.gotos
-    chains = tables.chains
-    end_state = tables.end
-    state_stack = [tables.start]
-    value_stack: list[Any] = []
-    stream: Iterable[Token] = tokens
-    if complete:
-        stream = [*tokens, Token.new_borrow_pos("$END", "", tokens[-1])]
-    for token in stream:
-        kind = token.type
-        while True:
-            row = actions[state_stack[-1]]
-            try:
-                shift, arg = row[kind]
-            except KeyError:
-                raise UnexpectedToken(token, set(row)) from None  # type: ignore[no-untyped-call]
-            if shift:
-                state_stack.append(arg)
-                value_stack.append(token)
-                break
-            size, name, callback = arg
-            if callback is None:
-                # A pass-through rule: the value stays, only the top state changes.
-                below, top = state_stack[-2], state_stack[-1]
-                target = chains.get((below, top, kind))
-                if target is None:
-                    target = tables.chain(below, top, kind)
-                state_stack[-1] = target
-                continue
-            children = value_stack[-size:]
-            value = callback(children)
-            if type(value) is Tree:
-                # Positions: from the start of the first child to the end of the last.
-                first: Any = children[0]
-                last: Any = children[-1]
-                meta = value.meta
-                meta.start_pos = first.meta.start_pos if type(first) is Tree else first.start_pos
-                meta.end_pos = last.meta.end_pos if type(last) is Tree else last.end_pos
-                meta.empty = False
-            del state_stack[-size:]
-            del value_stack[-size:]
-            target = gotos[state_stack[-1]][name]
-            if target == end_state:
-                tree: Tree[Token] = value
-                return tree
-            state_stack.append(target)
-            value_stack.append(value)
-    return None
-
-
 def _parse_prefix(source: SourceFile, tokens: list[Token], sink: DiagnosticSink) -> bool:
     """Feed the tokens before a lexical error; report and return True on a syntax error."""
     try:
-        _drive(tokens, complete=False)
+        drive(tokens, complete=False)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
         return True

@@ -70,5 +70,10 @@ class SourceFile:
         return self.text[begin:stop].rstrip("\r")
 
     @property
+    def line_starts(self) -> tuple[int, ...]:
+        """The offset where each line starts (the first is 0)."""
+        return self._line_starts
+
+    @property
     def line_count(self) -> int:
         return len(self._line_starts)

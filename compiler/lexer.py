@@ -1,0 +1,200 @@
+"""The lexer: the grammar's terminals as one compiled pattern, scanned in a single pass.
+
+The terminals are defined once, in ``grammar/dsql.lark``. Lark validates them and orders them
+by priority (its ``BasicLexer``); this module joins them into one alternation in that order, so
+the first alternative that matches at a position is the token Lark's lexer would produce there,
+with the same type, text and positions (``tests/compiler/test_lexer.py`` holds it to that on
+the corpus and on random input). It is several times faster than Lark's own loop because:
+
+* the pattern is compiled with the standard ``re`` module, which scans this pattern about three
+  times faster than the ``regex`` module Lark needs for the grammar. A terminal ``re`` cannot
+  express (the nested block comment's recursion) becomes a zero-width *trigger* on its literal
+  prefix (``/*``); at such a position the exact ``regex`` pattern decides. The two
+  modules disagree about ``\\s`` only on the separator controls U+001C-U+001F, so a file that
+  contains one is scanned with the ``regex`` pattern alone;
+* lines and columns come from the source's index of line starts, walked forward once, instead
+  of counting the newlines of every token;
+* tokens are built without the keyword-argument constructor of Lark's ``Token``, and a
+  terminal's callback (retyping names such as ``select`` as the keyword SELECT) runs once per
+  distinct spelling in a file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from copy import copy
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from lark import Token
+from lark.lexer import BasicLexer
+
+from compiler.source import SourceFile
+
+WHITESPACE = "WS"
+
+# A recursive call in a ``regex`` pattern, which ``re`` cannot parse: (?&name), (?P>name), (?R)
+# or (?1).
+_RECURSION = re.compile(r"\(\?(?:&\w+|P>\w+|R|[0-9]+)\)")
+# Where ``re`` and ``regex`` disagree about ``\s`` (str.isspace() against Unicode White_Space).
+_DISPUTED_SPACE = re.compile("[\x1c-\x1f]")
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """The grammar's terminals compiled for :func:`lex`."""
+
+    fast: Any  # the alternation compiled with ``re`` (triggers for regex-only terminals)
+    exact: Any  # the same alternation compiled with Lark's ``regex`` module
+    triggers: frozenset[str]  # terminals whose positions ``exact`` decides
+    callbacks: dict[str, Callable[[Token], Token]]
+
+
+@cache
+def scanner() -> Scanner:
+    """The terminal alternation of :func:`compiler.parser.lark_parser`, built once.
+
+    Built from the lexer configuration the parser already validated (Lark's own
+    ``lex(dont_ignore=True)`` would build and re-validate a lexer on every call), trivia
+    included.
+    """
+    from compiler.parser import lark_parser
+
+    conf = copy(lark_parser().lexer_conf)
+    conf.ignore = ()
+    conf.skip_validation = True
+    lexer = BasicLexer(conf)
+    terminals = lexer.scanner.terminals  # builds the lexer, and with it ``lexer.callback``
+    exact_parts: list[str] = []
+    fast_parts: list[str] = []
+    triggers: set[str] = set()
+    for terminal in terminals:
+        regexp = terminal.pattern.to_regexp()
+        exact_parts.append(f"(?P<{terminal.name}>{regexp})")
+        try:
+            re.compile(regexp)
+            fast_parts.append(f"(?P<{terminal.name}>{regexp})")
+        except re.error:
+            triggers.add(terminal.name)
+            fast_parts.append(f"(?P<{terminal.name}>{_trigger(regexp)})")
+    flags = conf.g_regex_flags
+    return Scanner(
+        fast=re.compile("|".join(fast_parts), flags),
+        exact=conf.re_module.compile("|".join(exact_parts), flags),
+        triggers=frozenset(triggers),
+        callbacks=dict(lexer.callback),
+    )
+
+
+def _trigger(regexp: str) -> str:
+    """A zero-width ``re`` pattern that matches wherever ``regexp`` could match.
+
+    Every match of ``regexp`` starts with its literal prefix (``/*`` for a block comment), so
+    a lookahead for the prefix is enough for the exact pattern to take over there. Without a
+    literal prefix the trigger matches everywhere: still correct, only slower.
+    """
+    prefix = _literal_prefix(regexp)
+    return f"(?={re.escape(prefix)})" if prefix else "(?=)"
+
+
+def _literal_prefix(regexp: str) -> str:
+    """The characters every match of ``regexp`` begins with, read from its parse.
+
+    ``re``'s own parser reads the pattern once recursive calls (which come after the prefix
+    in any useful terminal) are replaced by something it can parse; the walk stops at the
+    first element that is not a plain literal or a flag-free group around literals.
+    """
+    from re import _constants as sre
+    from re import _parser
+
+    try:
+        parsed = _parser.parse(_RECURSION.sub("(?!)", regexp))
+    except re.error:
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    prefix: list[str] = []
+
+    def walk(items: Any) -> bool:
+        """Collect the literals of ``items``; False where the prefix ends."""
+        for op, argument in items:
+            if op is sre.LITERAL:
+                prefix.append(chr(argument))
+            elif op is sre.SUBPATTERN and not argument[1] and not argument[2]:
+                if not walk(argument[3]):
+                    return False
+            else:
+                return False
+        return True
+
+    walk(parsed.data)
+    return "".join(prefix)
+
+
+_new_token = str.__new__
+
+
+def lex(source: SourceFile) -> Iterator[Token]:
+    """The tokens of the file, comments included and whitespace left out.
+
+    Tokens carry the positions Lark's lexer gives them (offsets, 1-based lines and columns,
+    ends). STRAY matches any other character, so lexing is total.
+    """
+    scan = scanner()
+    text = source.text
+    if _DISPUTED_SPACE.search(text) is None:
+        fast, triggers = scan.fast, scan.triggers
+    else:
+        fast, triggers = scan.exact, frozenset()
+    exact = scan.exact.match
+    callbacks = scan.callbacks
+    retyped: dict[tuple[str, str], str] = {}
+    # Line starts with a sentinel past the end, so the walk below needs no bounds check.
+    starts = (*source.line_starts, len(text) + 1)
+    index = 0  # the line (0-based) of the current position
+    following = starts[1]  # where the next line starts
+    pos, size = 0, len(text)
+    while pos < size:
+        # ``scanner().match`` yields consecutive matches, each starting where the last ended.
+        for found in iter(fast.scanner(text, pos).match, None):
+            kind = found.lastgroup
+            decided = kind in triggers
+            if decided:
+                found = exact(text, found.start())
+                kind = found.lastgroup
+            start, end = found.span()
+            pos = end
+            if kind != WHITESPACE:
+                # Advance to the lines of the token's start and end.
+                while following <= start:
+                    index += 1
+                    following = starts[index + 1]
+                line, column = index + 1, start - starts[index] + 1
+                while following <= end:
+                    index += 1
+                    following = starts[index + 1]
+                value = found.group()
+                token = _new_token(Token, value)
+                token.type = kind
+                token.value = value
+                token.start_pos = start
+                token.line = line
+                token.column = column
+                token.end_line = index + 1
+                token.end_column = end - starts[index] + 1
+                token.end_pos = end
+                if kind in callbacks:
+                    key = (kind, value)
+                    typed = retyped.get(key)
+                    if typed is None:
+                        # Lark's callbacks here only retype a token (keywords lexed as names).
+                        typed = retyped[key] = callbacks[kind](Token(kind, value)).type
+                    token.type = typed
+                yield token
+            if decided:
+                break  # restart the fast scan after the token the exact pattern matched
+        else:
+            if pos < size:  # pragma: no cover - STRAY makes every position match
+                raise AssertionError(f"the lexer matched nothing at offset {pos}")

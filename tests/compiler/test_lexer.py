@@ -1,0 +1,101 @@
+"""The lexer yields exactly the tokens Lark's own lexer yields, positions included.
+
+``compiler.lexer`` compiles the grammar's terminals with the ``re`` module and hands positions
+``re`` cannot decide (nested block comments) and files ``re`` reads differently (the separator
+controls U+001C-U+001F) to the ``regex`` module; these tests compare it with a Lark lexer built
+from the same grammar on the corpus, on generated files and on random text.
+"""
+
+from __future__ import annotations
+
+import sys
+from copy import copy
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lark.lexer import BasicLexer, LexerThread
+
+from compiler.lexer import lex, scanner
+from compiler.parser import lark_parser
+from compiler.source import SourceFile
+
+CORPUS = sorted((Path(__file__).parent / "corpus").rglob("*.dsql"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+from compile_bench import generate as generate_compile  # noqa: E402
+from parse_bench import generate as generate_parse  # noqa: E402
+
+FIELDS = ("type", "value", "start_pos", "line", "column", "end_line", "end_column", "end_pos")
+
+
+@cache
+def reference_lexer() -> BasicLexer:
+    """Lark's lexer for the grammar, keeping every token (built once: building is slow)."""
+    conf = copy(lark_parser().lexer_conf)
+    conf.ignore = ()
+    return BasicLexer(conf)
+
+
+def expected(text: str) -> list[tuple[object, ...]]:
+    tokens = LexerThread.from_text(reference_lexer(), text).lex(None)
+    return [tuple(getattr(t, f) for f in FIELDS) for t in tokens if t.type != "WS"]
+
+
+def actual(text: str) -> list[tuple[object, ...]]:
+    return [tuple(getattr(t, f) for f in FIELDS) for t in lex(SourceFile("t.dsql", text))]
+
+
+def corpus_texts() -> list[tuple[str, str]]:
+    out = [(p.stem, p.read_text(encoding="utf-8")) for p in CORPUS]
+    out.append(("compile-bench", generate_compile(400)))
+    out.append(("parse-bench", generate_parse(400)))
+    return out
+
+
+@pytest.mark.parametrize(("name", "text"), corpus_texts(), ids=[n for n, _ in corpus_texts()])
+def test_corpus_tokens_match_larks_lexer(name: str, text: str) -> None:
+    assert actual(text) == expected(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\n  ",
+        "'a' /* one /* two */ three */ ~> 'b'",
+        "/* open /* nested */ but never closed",
+        "/* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /* /*",
+        "'a' -- trailing\n/**/ 'b'",
+        "'x\x1c' \x1d df.sleep(1)\x1e;\x1f",
+        "select Select SELECT selecT nullx NULL true FALSE",
+        "\xa0'a'\u3000~>\u2028'b'",
+        "$$a$$ $t$ b $t$ $x$ never closed",
+        "E'\\'' U&'\\0041' UESCAPE '!' 'it''s",
+        "'multi\nline\nstring' ~>\n\n  'next'",
+    ],
+)
+def test_edge_cases_match_larks_lexer(text: str) -> None:
+    assert actual(text) == expected(text)
+
+
+def test_regex_only_terminals_are_triggered_by_their_prefix() -> None:
+    found = scanner()
+    assert found.triggers == {"BLOCK_COMMENT"}
+    assert "(?P<BLOCK_COMMENT>(?=/\\*))" in found.fast.pattern
+
+
+_ALPHABET = "ab$'\"EeUu&/*-\n \t\x1c\xa0.:;()[]{}0123456789é\\_|~>?!@<=,"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=60))
+def test_random_text_matches_larks_lexer(text: str) -> None:
+    assert actual(text) == expected(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_unicode_matches_larks_lexer(text: str) -> None:
+    assert actual(text) == expected(text)
