@@ -19,11 +19,11 @@ from typing import Any
 
 from lark import Token, Tree
 
-from compiler import ir
+from compiler import collector, ir
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import DiagnosticSink, Severity
-from compiler.parser import ParseResult, gc_paused
+from compiler.parser import ParseResult
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
 from compiler.values import (
@@ -59,7 +59,7 @@ Subtree = Tree[Token]
 def lower(parsed: ParseResult, catalogue: Catalogue | None = None) -> ir.Program:
     """Build the program of a parsed file; diagnostics go to ``parsed.diagnostics``."""
     lowerer = _Lowerer(parsed.source, parsed.diagnostics, catalogue or load_catalogue())
-    with gc_paused():
+    with collector.paused():
         return lowerer.program(parsed)
 
 
@@ -180,16 +180,16 @@ class _Lowerer:
     # -- expressions --------------------------------------------------------------------------
 
     def span(self, tree: Subtree | Token) -> Span:
-        if isinstance(tree, Token):
-            start = tree.start_pos or 0
-            end = tree.end_pos or start + len(tree)
-        else:
-            start, end = tree.meta.start_pos, tree.meta.end_pos
-        # The same subtree's span is asked for several times (operator, node, value).
-        key = (start, end)
+        # Tokens and the parser's trees carry their line/column bounds (compiler.lalr), so no
+        # line lookup is needed; the same subtree's span is asked for several times (operator,
+        # node, value), and one Span object serves them all.
+        at: Any = tree if isinstance(tree, Token) else tree.meta
+        key = (at.start_pos, at.end_pos)
         span = self._spans.get(key)
         if span is None:
-            span = self._spans[key] = self.source.span(start, end)
+            span = self._spans[key] = Span(
+                at.start_pos, at.end_pos, at.line, at.column, at.end_line, at.end_column
+            )
         return span
 
     def expr(self, tree: Subtree | Token) -> Value:
@@ -205,7 +205,24 @@ class _Lowerer:
 
     def _literal(self, tree: Subtree) -> Value:
         tokens = [t for t in tree.children if isinstance(t, Token)]
+        if len(tokens) == 1:
+            return self._string(tokens[0], self.span(tree))
         return self._strings(tokens, self.span(tree))
+
+    def _string(self, token: Token, span: Span) -> Value:
+        """One literal: the common case of :meth:`_strings`, without its joining work."""
+        try:
+            decoded = decode(str(token), token.start_pos or 0)
+        except StringError as error:
+            self.sink.add(
+                "DFC109",
+                self.source.span(error.offset, error.offset + error.length),
+                error.message,
+                hint=error.hint,
+            )
+            return ErrorValue(span)
+        text = ir.Text(value=decoded.value, span=span, breaks=tuple(decoded.breaks))
+        return StrValue(span, text, decoded.kind)
 
     def _strings(self, tokens: list[Token], span: Span) -> Value:
         values: list[str] = []

@@ -12,9 +12,7 @@ records here; Lark types do not travel further than :mod:`compiler.lower`.
 from __future__ import annotations
 
 import difflib
-import gc
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -23,6 +21,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
 from lark.lexer import PatternStr
 
+from compiler import collector
 from compiler.diagnostics import DiagnosticSink, Edit, Fix, Related
 from compiler.ir import Comment
 from compiler.lalr import drive
@@ -101,27 +100,9 @@ class ParseResult:
     diagnostics: DiagnosticSink = field(default_factory=DiagnosticSink)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building trees and IR.
-
-    Parsing allocates many small objects that all stay alive, and the collector's repeated
-    passes over them took as long as the parse itself. The trees hold no reference cycles
-    that need collecting in the meantime.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def parse(source: SourceFile, sink: DiagnosticSink | None = None) -> ParseResult:
     """Lex and parse a whole file; never raises on bad input."""
-    with gc_paused():
+    with collector.paused():
         return _parse(source, sink)
 
 

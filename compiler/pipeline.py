@@ -12,14 +12,13 @@ are emitted only for a file without errors.
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import ir
+from compiler import collector, ir
 from compiler.checker import check
 from compiler.diagnostics import Diagnostic, DiagnosticSink
 from compiler.emit import emit_plan
@@ -57,15 +56,10 @@ def _deep_recursion(limit: int = 20_000) -> Iterator[None]:
     """
     previous = sys.getrecursionlimit()
     sys.setrecursionlimit(max(previous, limit))
-    # Compiling allocates many small objects and frees none of them until it ends; the cyclic
-    # collector's repeated scans of that growing heap cost about a third of the time.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        yield
+        with collector.paused():
+            yield
     finally:
-        if collecting:
-            gc.enable()
         sys.setrecursionlimit(previous)
 
 

@@ -42,11 +42,25 @@ def check(ctx: CheckContext) -> None:
     for statement in ctx.parsed.statements:
         if statement.tree is None:
             continue
-        for tree in statement.tree.iter_subtrees():
+        for tree in _operator_trees(statement.tree):
             for operator, operand in _right_operands(tree):
                 if _harmless(tree, operand):
                     continue
                 _report(ctx, operator, operand)
+
+
+def _operator_trees(root: Tree[Token]) -> list[Tree[Token]]:
+    """The operator subtrees of ``root``, in the order of Lark's ``iter_subtrees``.
+
+    Parse trees share no subtrees, so Lark's bookkeeping against visiting one twice (and the
+    calls on every other kind of subtree) can be left out.
+    """
+    queue = [root]
+    for tree in queue:  # grows while it is read: breadth first, children right to left
+        for child in reversed(tree.children):
+            if type(child) is Tree:
+                queue.append(child)
+    return [tree for tree in reversed(queue) if tree.data in _OPERATOR]
 
 
 def _right_operands(tree: Tree[Token]) -> list[tuple[str, Tree[Token]]]:

@@ -46,22 +46,21 @@ def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Pro
     for statement in program.statements:
         if isinstance(statement, ir.Workflow):
             body = statement.body
+            count = _count(body) if log is not None else 0
             for rule in RULES:
                 new = rule(body)
                 if log is not None:
+                    # A pass that changes nothing returns its input: no need to count again.
+                    after = count if new is body else _count(new)
                     log.append(
                         PassRecord(
-                            statement.name,
-                            rule.__name__,
-                            new is not body,
-                            _count(body),
-                            _count(new),
-                            body,
-                            new,
+                            statement.name, rule.__name__, new is not body, count, after, body, new
                         )
                     )
+                    count = after
                 body = new
-            statement = replace(statement, body=body)
+            if body is not statement.body:
+                statement = replace(statement, body=body)
         statements.append(statement)
     return replace(program, statements=tuple(statements))
 
