@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import PurePath
 from typing import Any
 
 from lark import Token, Tree
@@ -23,6 +22,7 @@ from compiler import collector, ir
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import DiagnosticSink, Severity
+from compiler.naming import workflow_names
 from compiler.parser import ParseResult
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
@@ -1080,19 +1080,14 @@ def _ident(token: Token) -> str:
 
 
 def _name_workflows(source: SourceFile, statements: list[ir.Statement]) -> list[ir.Statement]:
-    """Name each workflow: its label, else the file name (numbered when there are several)."""
-    stem = PurePath(source.name).stem or "workflow"
-    unlabeled = [s for s in statements if isinstance(s, ir.Workflow) and s.label is None]
-    named: list[ir.Statement] = []
-    counter = 0
-    for index, statement in enumerate(statements):
-        if not isinstance(statement, ir.Workflow):
-            named.append(statement)
-            continue
-        if statement.label is not None:
-            name = statement.label.value
-        else:
-            counter += 1
-            name = stem if len(unlabeled) == 1 else f"{stem}_{counter}"
-        named.append(replace(statement, name=name, index=index))
-    return named
+    """Name each workflow (:func:`compiler.naming.workflow_names`) and number its statement."""
+    labels = [
+        s.label.value if s.label is not None else None
+        for s in statements
+        if isinstance(s, ir.Workflow)
+    ]
+    names = iter(workflow_names(source.name, labels))
+    return [
+        replace(s, name=next(names), index=index) if isinstance(s, ir.Workflow) else s
+        for index, s in enumerate(statements)
+    ]

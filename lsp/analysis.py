@@ -24,19 +24,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
 from lark import Token
 
-from compiler import ir
+from compiler import ir, naming
 from compiler.api import FrontEndResult, check_text
 from compiler.checker import labels
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related, Severity
-from compiler.lower import _name_workflows
 from compiler.parser import ParseResult
 from compiler.source import SourceFile, Span
 from lsp.lexing import statement_ranges, update_ranges
@@ -213,7 +211,7 @@ class DocumentAnalysis:
     def diagnostics(self) -> list[Diagnostic]:
         """Every diagnostic of the document at document offsets, sorted by position."""
         found = [
-            shift_diagnostic(self.source, diagnostic, item.shift, item.analysis.source)
+            shift_diagnostic(self.source, diagnostic, item.shift)
             for item in self.statements
             for diagnostic in item.analysis.diagnostics
         ]
@@ -261,23 +259,10 @@ class DocumentAnalysis:
 def workflow_names(filename: str, labels: tuple[str | None, ...]) -> tuple[str, ...]:
     """The names ``dfc check`` gives workflows with these labels (None: unlabeled), in order.
 
-    The compiler's own naming runs on stand-in workflows; the answer depends only on the
-    labels and the file name, so it is cached and typing inside a workflow costs nothing here.
+    The answer depends only on the labels and the file name, so it is cached and typing
+    inside a workflow costs nothing here.
     """
-    nowhere = Span(0, 0, 1, 1, 1, 1)
-    body = ir.Sql(span=nowhere, sql=ir.Text(value="", span=nowhere, breaks=((0, 0),)))
-    stand_ins: list[ir.Statement] = [
-        ir.Workflow(
-            name="",
-            body=body,
-            span=nowhere,
-            form="start",
-            label=None if label is None else ir.Text(value=label, span=nowhere, breaks=((0, 0),)),
-        )
-        for label in labels
-    ]
-    named = _name_workflows(SourceFile(filename, ""), stand_ins)
-    return tuple(w.name for w in named if isinstance(w, ir.Workflow))
+    return tuple(naming.workflow_names(filename, labels))
 
 
 def _shift_span(source: SourceFile, span: Span, delta: int) -> Span:
@@ -286,45 +271,14 @@ def _shift_span(source: SourceFile, span: Span, delta: int) -> Span:
     return source.span(span.start + delta, span.end + delta)
 
 
-_LINE_COLUMN = re.compile(r"\bline (\d+), column (\d+)")
+def shift_diagnostic(source: SourceFile, diagnostic: Diagnostic, delta: int) -> Diagnostic:
+    """The same diagnostic with every span moved by ``delta`` and re-measured in ``source``.
 
-
-def relocate_text(
-    text: str, local: SourceFile, delta: int, position: Callable[[int], tuple[int, int]]
-) -> str:
-    """Rewrite ``line L, column C`` written in a message for ``local`` into document terms.
-
-    A few messages name a second place in words (the ``(`` an unclosed call opened at); those
-    numbers were computed for the statement analysed on its own and are moved like spans.
-    ``position`` maps a document offset to a 1-based (line, column).
+    Second places a diagnostic refers to (the ``(`` an unclosed call opened at, where a name
+    was bound) are its ``related`` spans, so they move with it.
     """
-    if "line " not in text:
-        return text
-
-    def moved(match: re.Match[str]) -> str:
-        line, column = int(match.group(1)), int(match.group(2))
-        if line < 1 or line > local.line_count:
-            return match.group(0)
-        starts = local.text.split("\n")
-        offset = sum(len(part) + 1 for part in starts[: line - 1]) + column - 1
-        doc_line, doc_column = position(offset + delta)
-        return f"line {doc_line}, column {doc_column}"
-
-    return _LINE_COLUMN.sub(moved, text)
-
-
-def shift_diagnostic(
-    source: SourceFile, diagnostic: Diagnostic, delta: int, local: SourceFile | None = None
-) -> Diagnostic:
-    """The same diagnostic with every span moved by ``delta`` and re-measured in ``source``."""
-    message, hint = diagnostic.message, diagnostic.hint
-    if local is not None:
-        message = relocate_text(message, local, delta, source.position)
-        hint = None if hint is None else relocate_text(hint, local, delta, source.position)
     return replace(
         diagnostic,
-        message=message,
-        hint=hint,
         span=_shift_span(source, diagnostic.span, delta),
         fixes=tuple(
             Fix(

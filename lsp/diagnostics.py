@@ -12,8 +12,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.source import SourceFile
-from lsp.analysis import DocumentAnalysis, relocate_text
+from lsp.analysis import DocumentAnalysis
 from lsp.positions import LineIndex
 
 SOURCE = "dfc"
@@ -35,20 +34,12 @@ def message_of(diagnostic: Diagnostic) -> str:
     return diagnostic.message
 
 
-def to_lsp(
-    diagnostic: Diagnostic,
-    lines: LineIndex,
-    uri: str,
-    shift: int = 0,
-    local: SourceFile | None = None,
-) -> lsp.Diagnostic:
+def to_lsp(diagnostic: Diagnostic, lines: LineIndex, uri: str, shift: int = 0) -> lsp.Diagnostic:
     """``diagnostic`` as LSP data; its offsets plus ``shift`` are document offsets.
 
-    ``local`` is the text the diagnostic was found in, when that is not the document itself.
+    Other places it mentions are ``related`` spans, shifted like its own range.
     """
     message = message_of(diagnostic)
-    if local is not None:
-        message = relocate_text(message, local, shift, lines.one_based)
     related = [
         lsp.DiagnosticRelatedInformation(
             location=lsp.Location(
@@ -70,13 +61,9 @@ def to_lsp(
 
 
 def document_diagnostics(
-    diagnostics: list[Diagnostic],
-    lines: LineIndex,
-    uri: str,
-    shift: int = 0,
-    local: SourceFile | None = None,
+    diagnostics: list[Diagnostic], lines: LineIndex, uri: str, shift: int = 0
 ) -> list[lsp.Diagnostic]:
-    return [to_lsp(d, lines, uri, shift, local) for d in diagnostics]
+    return [to_lsp(d, lines, uri, shift) for d in diagnostics]
 
 
 def publishable(analysis: DocumentAnalysis, lines: LineIndex, uri: str) -> list[lsp.Diagnostic]:
@@ -95,9 +82,7 @@ def publishable(analysis: DocumentAnalysis, lines: LineIndex, uri: str) -> list[
         key = (uri, start.line, start.character)
         cached = placed.analysis.derived.get("lsp_diagnostics")
         if cached is None or cached[0] != key:
-            converted = document_diagnostics(
-                list(own), lines, uri, placed.shift, placed.analysis.source
-            )
+            converted = document_diagnostics(list(own), lines, uri, placed.shift)
             cached = (key, converted)
             placed.analysis.derived["lsp_diagnostics"] = cached
         out.extend(cached[1])

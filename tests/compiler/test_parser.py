@@ -218,3 +218,15 @@ def test_trees_never_leave_lark_types_behind_in_the_ir() -> None:
         for node in workflow.body.walk():
             for value in vars(node).values() if hasattr(node, "__dict__") else ():
                 assert not isinstance(value, Token | Tree)
+
+
+def test_an_unclosed_parenthesis_is_a_related_place_not_words_in_the_hint() -> None:
+    text = "'a' ~>\n  ('b' ~> 'c'\n;"
+    result = front_end(text)
+    [diagnostic] = [d for d in result.diagnostics if d.code == "DFC102"]
+    assert diagnostic.hint == "Add the missing ')'."
+    assert "line" not in (diagnostic.hint or "") + diagnostic.message
+    [related] = diagnostic.related
+    assert related.message == "this '(' is not closed"
+    assert (related.span.line, related.span.column) == (2, 3)
+    assert text[related.span.start : related.span.end] == "("
