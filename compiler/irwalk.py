@@ -46,13 +46,29 @@ def children(node: ir.Node) -> list[ir.Node]:
     return out
 
 
-def walk(node: ir.Node) -> Iterator[ir.Node]:
+# The child fields in reverse, for pushing children on a stack so they pop in order.
+_PUSH_ORDER = {kind: tuple(reversed(names)) for kind, names in CHILD_FIELDS.items()}
+
+
+def preorder(node: ir.Node) -> list[ir.Node]:
     """``node`` and its descendants in pre-order (as ``node.walk()``), without recursion."""
+    out: list[ir.Node] = []
     stack = [node]
-    pop, extend = stack.pop, stack.extend
+    pop, push, extend, add = stack.pop, stack.append, stack.extend, out.append
     while stack:
         current = pop()
-        yield current
-        fields = CHILD_FIELDS[type(current)]
-        if fields:
-            extend(reversed(children(current)))
+        add(current)
+        for name in _PUSH_ORDER[type(current)]:
+            value = getattr(current, name)
+            if value is None:
+                continue
+            if type(value) is tuple:
+                extend(reversed(value))
+            else:
+                push(value)
+    return out
+
+
+def walk(node: ir.Node) -> Iterator[ir.Node]:
+    """``node`` and its descendants in pre-order (as ``node.walk()``), without recursion."""
+    return iter(preorder(node))

@@ -250,7 +250,12 @@ def _statements(
         if kind in _LEX_ERRORS or kind == "STRAY":
             error = token
             continue
-        if previous is not None and previous.end_pos == token.start_pos:
+        if (
+            previous is not None
+            and previous.end_pos == token.start_pos
+            and token[0] in _PG_OPERATOR_CHARS  # cheap first test: most touching pairs are
+            and previous[-1] in _PG_OPERATOR_CHARS  # names, dots and parentheses
+        ):
             _check_operator_run(source, previous, token, result.diagnostics)
         previous = token
         current.append(token)

@@ -8,13 +8,13 @@ references in each text, the SQL shape of each step) are computed once per text 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from compiler import ir
 from compiler.catalogue import Catalogue
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import DiagnosticSink
-from compiler.irwalk import walk
+from compiler.irwalk import preorder, walk
 from compiler.parser import ParseResult
 from compiler.refs import Scan, scan_sql, scan_text
 from compiler.source import SourceFile, Span
@@ -27,6 +27,15 @@ class CheckContext:
     parsed: ParseResult | None
     sink: DiagnosticSink
     catalogue: Catalogue
+    # Each workflow's steps in pre-order, listed once for all the rules that visit them.
+    _nodes: dict[int, list[ir.Node]] = field(default_factory=dict, repr=False)
+
+    def nodes(self, workflow: ir.Workflow) -> list[ir.Node]:
+        """The workflow's steps in pre-order (the rules only read the program, so it lasts)."""
+        found = self._nodes.get(id(workflow))
+        if found is None:
+            found = self._nodes[id(workflow)] = preorder(workflow.body)
+        return found
 
     @classmethod
     def create(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from compiler import ir
 from compiler.checker.context import CheckContext
-from compiler.irwalk import children, walk
+from compiler.irwalk import children
 from compiler.optimizer.remove_unreachable import diverges
 from compiler.source import Span
 
@@ -18,7 +18,7 @@ from compiler.source import Span
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
         _breaks(ctx, workflow.body)
-        _unreachable(ctx, workflow.body)
+        _unreachable(ctx, ctx.nodes(workflow))
 
 
 def _breaks(ctx: CheckContext, root: ir.Node) -> None:
@@ -37,9 +37,9 @@ def _breaks(ctx: CheckContext, root: ir.Node) -> None:
         stack.extend((child, inside) for child in children(node))
 
 
-def _unreachable(ctx: CheckContext, root: ir.Node) -> None:
+def _unreachable(ctx: CheckContext, nodes: list[ir.Node]) -> None:
     memo: dict[int, bool] = {}
-    for node in walk(root):
+    for node in nodes:
         if not isinstance(node, ir.Seq):
             continue
         for index, step in enumerate(node.steps[:-1]):

@@ -54,7 +54,7 @@ class _Flow:
         self.bindings: dict[str, list[ir.Node]] = {}
         self.used: set[str] = set()
         self.loops: list[_LoopFrame] = []
-        for node in walk(workflow.body):
+        for node in ctx.nodes(workflow):
             if node.bind is None:
                 continue
             if isinstance(node, NOT_STORED):

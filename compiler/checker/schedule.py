@@ -17,7 +17,6 @@ from functools import cache
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
-from compiler.irwalk import walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ class CronError:
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node in walk(workflow.body):
+        for node in ctx.nodes(workflow):
             if isinstance(node, ir.WaitSchedule):
                 _cron(ctx, node.cron)
                 if node.time_zone is not None:

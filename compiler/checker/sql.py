@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
-from compiler.irwalk import walk
 from compiler.refs import scan_sql
 from compiler.sqlshape import analyse
 
@@ -26,13 +25,13 @@ _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node, is_condition in _sql_steps(workflow.body):
+        for node, is_condition in _sql_steps(ctx.nodes(workflow)):
             _check_step(ctx, node, is_condition)
 
 
-def _sql_steps(root: ir.Node) -> Iterator[tuple[ir.Sql, bool]]:
+def _sql_steps(nodes: list[ir.Node]) -> Iterator[tuple[ir.Sql, bool]]:
     conditions: set[int] = set()
-    for node in walk(root):
+    for node in nodes:
         if isinstance(node, ir.If | ir.Loop) and isinstance(node.condition, ir.Sql):
             conditions.add(id(node.condition))
         if isinstance(node, ir.Sql):

@@ -13,7 +13,6 @@ import re
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
-from compiler.irwalk import walk
 from compiler.source import Span
 
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
@@ -23,7 +22,7 @@ _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node in walk(workflow.body):
+        for node in ctx.nodes(workflow):
             checker = _CHECKS.get(type(node))
             if checker is not None:
                 checker(ctx, node)

@@ -13,7 +13,6 @@ import difflib
 from compiler import ir
 from compiler.checker.context import CheckContext, raw_texts
 from compiler.diagnostics import Edit, Fix
-from compiler.irwalk import walk
 from compiler.refs import VarRef, scan_sql, scan_text
 
 SYSTEM_VARIABLES = ("sys_instance_id", "sys_label")
@@ -22,7 +21,7 @@ SYSTEM_VARIABLES = ("sys_instance_id", "sys_label")
 def check(ctx: CheckContext) -> None:
     declared = set(ctx.program.variables) | set(SYSTEM_VARIABLES)
     for workflow in ctx.program.workflows:
-        for node in walk(workflow.body):
+        for node in ctx.nodes(workflow):
             if isinstance(node, ir.Sql):
                 _texts(ctx, node.sql, scan_sql(node.sql.value).variables, declared)
             for text in raw_texts(node):
