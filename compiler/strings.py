@@ -32,7 +32,7 @@ class StringError(Exception):
         self.hint = hint
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a short-lived result, and frozen ones are slower to build
 class Decoded:
     value: str
     breaks: Breaks

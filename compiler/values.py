@@ -3,6 +3,10 @@
 An operand can be a string (which becomes a SQL step where a step is expected), a number, a
 JSON literal, a boolean, NULL, a step, or a call of a statement-level function such as
 ``df.start`` (meaningful only at the top of a statement).
+
+These records never leave lowering and nothing changes them once made; they are not declared
+frozen because a frozen dataclass sets each field through ``object.__setattr__``, which made
+building them (one or more per operand) twice as slow.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from compiler.ir import Node, Text
 from compiler.source import Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Value:
     span: Span
 
@@ -23,7 +27,7 @@ class Value:
         return "a value"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StrValue(Value):
     text: Text
     form: str  # quote | escape | unicode | dollar | concat
@@ -32,7 +36,7 @@ class StrValue(Value):
         return "a string"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IntValue(Value):
     value: int
 
@@ -40,7 +44,7 @@ class IntValue(Value):
         return "an integer"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NumValue(Value):
     value: float
 
@@ -48,7 +52,7 @@ class NumValue(Value):
         return "a decimal number"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BoolValue(Value):
     value: bool
 
@@ -56,13 +60,13 @@ class BoolValue(Value):
         return "a boolean"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NullValue(Value):
     def describe(self) -> str:
         return "NULL"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JsonValue(Value):
     value: Any
 
@@ -70,7 +74,7 @@ class JsonValue(Value):
         return "a JSON value"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeValue(Value):
     node: Node
 
@@ -78,7 +82,7 @@ class NodeValue(Value):
         return "a workflow step"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallValue(Value):
     """A call of a statement or management function, with its bound arguments."""
 
@@ -90,7 +94,7 @@ class CallValue(Value):
         return f"a call of {self.function.qualified_name}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorValue(Value):
     """Stands in for an operand that already produced a diagnostic."""
 

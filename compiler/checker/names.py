@@ -53,6 +53,7 @@ class _Flow:
         self.workflow = workflow
         self.bindings: dict[str, list[ir.Node]] = {}
         self.used: set[str] = set()
+        self.shapes: dict[str, ResultShape | None] = {}
         self.loops: list[_LoopFrame] = []
         for node in ctx.nodes(workflow):
             if node.bind is None:
@@ -352,10 +353,13 @@ class _Flow:
     # -- helpers -------------------------------------------------------------------------------
 
     def shape(self, name: str) -> ResultShape | None:
+        # The bindings are fixed before the flow starts: one shape per name serves every use.
+        if name in self.shapes:
+            return self.shapes[name]
         nodes = self.bindings.get(name)
-        if not nodes:
-            return None
-        return union([result_shape(n, self.ctx.catalogue) for n in nodes])
+        shape = union([result_shape(n, self.ctx.catalogue) for n in nodes]) if nodes else None
+        self.shapes[name] = shape
+        return shape
 
     def related(self, name: str) -> tuple[Related, ...]:
         return tuple(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from operator import is_not
 
 from compiler import ir
 from compiler.irwalk import CHILD_FIELDS
@@ -24,20 +25,29 @@ def map_children(node: ir.Node, fn: Callable[[ir.Node], ir.Node]) -> ir.Node:
     changes: dict[str, object] = {}
     for name in CHILD_FIELDS[type(node)]:
         value = getattr(node, name)
-        if isinstance(value, ir.Node):
+        if value is None:
+            continue
+        if type(value) is tuple:
+            items = tuple(map(fn, value))
+            if _changed(items, value):
+                changes[name] = items
+        else:
             new = fn(value)
             if new is not value:
                 changes[name] = new
-        elif isinstance(value, tuple):
-            items = tuple(fn(item) for item in value)
-            if any(a is not b for a, b in zip(items, value, strict=True)):
-                changes[name] = items
     return replace(node, **changes) if changes else node  # type: ignore[arg-type]
+
+
+def _changed(new: tuple[ir.Node, ...], old: tuple[ir.Node, ...]) -> bool:
+    """Whether any item is a different object (one C-level pass: this runs for every node)."""
+    return any(map(is_not, new, old))
 
 
 def bottom_up(node: ir.Node, fn: Callable[[ir.Node], ir.Node]) -> ir.Node:
     """Apply ``fn`` to every node, children first."""
-    return fn(map_children(node, lambda child: bottom_up(child, fn)))
+    if CHILD_FIELDS[type(node)]:
+        node = map_children(node, lambda child: bottom_up(child, fn))
+    return fn(node)
 
 
 def with_observability(node: ir.Node, fn: Rewrite, observable: bool = True) -> ir.Node:
@@ -48,21 +58,25 @@ def with_observability(node: ir.Node, fn: Rewrite, observable: bool = True) -> i
     only flows into it. The workflow's root result is observable (``df.result``).
     """
     seen = observable or node.bind is not None
-    if isinstance(node, ir.Seq):
+    kind = type(node)
+    if kind is ir.Seq:
+        assert isinstance(node, ir.Seq)
         last = len(node.steps) - 1
         steps = tuple(
             with_observability(step, fn, seen and i == last) for i, step in enumerate(node.steps)
         )
-        if any(a is not b for a, b in zip(steps, node.steps, strict=True)):
+        if _changed(steps, node.steps):
             node = replace(node, steps=steps)
-    elif isinstance(node, ir.If | ir.Loop):
+    elif kind is ir.If or kind is ir.Loop:
+        assert isinstance(node, ir.If | ir.Loop)
         node = _children(node, fn, seen, conditions=True)
-    elif isinstance(node, ir.Undo):
+    elif kind is ir.Undo:
+        assert isinstance(node, ir.Undo)
         body = with_observability(node.body, fn, seen)
         undo = with_observability(node.undo, fn, False)
         if body is not node.body or undo is not node.undo:
             node = replace(node, body=body, undo=undo)
-    else:
+    elif CHILD_FIELDS[kind]:
         node = map_children(node, lambda child: with_observability(child, fn, seen))
     return fn(node, seen)
 
