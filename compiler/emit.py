@@ -42,7 +42,10 @@ def emit_plan(
 def plan_hash(plan: dict[str, Any]) -> str:
     """``sha256:`` of the canonical JSON of ``plan`` without ``hash`` and ``compiler``."""
     body = {k: v for k, v in plan.items() if k not in ("hash", "compiler")}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # A plan is a tree of fresh dicts and lists, so the encoder's cycle check is skipped.
+    canonical = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+    )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

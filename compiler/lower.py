@@ -183,7 +183,7 @@ class _Lowerer:
         # Tokens and the parser's trees carry their line/column bounds (compiler.lalr), so no
         # line lookup is needed; the same subtree's span is asked for several times (operator,
         # node, value), and one Span object serves them all.
-        at: Any = tree if isinstance(tree, Token) else tree.meta
+        at: Any = tree.meta if type(tree) is Tree else tree
         key = (at.start_pos, at.end_pos)
         span = self._spans.get(key)
         if span is None:
