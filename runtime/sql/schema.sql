@@ -404,11 +404,16 @@ BEGIN
 END
 $$;
 
--- Called by the worker (the owner) inside the step's transaction.
+-- Called by the worker (the owner) inside the step's transaction. The worker keeps prepared
+-- statements in this session: a step that prepares or deallocates any is refused, since a
+-- replaced one would run as the schema owner.
 CREATE FUNCTION df._run_step(p_role regrole, p_sql text, p_returns_rows boolean, p_search_path text)
 RETURNS SETOF json
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_prepared text := (SELECT string_agg(s.name || ' ' || s.prepare_time, ',' ORDER BY s.name)
+                          FROM pg_prepared_statements s);
 BEGIN
     -- the full canonical check ran when the runner was created (df._runner_gate_check) and its
     -- owner cannot change it since; what the step's identity rests on is checked every time
@@ -421,10 +426,16 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format('SELECT * FROM df_exec.%I($1, $2, $3)', df._runner_name(p_role))
         USING p_sql, p_returns_rows, p_search_path;
+    IF (SELECT string_agg(s.name || ' ' || s.prepare_time, ',' ORDER BY s.name)
+          FROM pg_prepared_statements s) IS DISTINCT FROM v_prepared THEN
+        RAISE EXCEPTION 'a workflow step may not PREPARE or DEALLOCATE statements'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run the statement itself in the step instead of preparing it.';
+    END IF;
     -- session state the step left behind (settings, temporary objects, advisory locks) must
     -- not reach the worker's own statements or the next role's step
-    EXECUTE 'RESET ALL';
-    EXECUTE 'DISCARD TEMP';
+    RESET ALL;
+    DISCARD TEMP;
     PERFORM pg_advisory_unlock_all();
 END
 $$;
