@@ -3,17 +3,33 @@
 Worker sessions pin the settings the worker relies on (``search_path``, ``TimeZone``, …) as
 connection options, so that ``RESET ALL`` after a step returns to them. JSON numbers are read
 as ``Decimal`` to keep numeric values exact.
+
+Worker sessions are :class:`WorkerConnection` objects, which let the store hold back writes whose
+results nobody reads until the next statement or the end of the transaction, and send them in the
+same round trip: a step costs a handful of round trips instead of one per statement.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 import psycopg
-from psycopg.types.json import set_json_dumps, set_json_loads
+import psycopg.errors
+from psycopg import ClientCursor, Transaction, sql
+from psycopg.pq import Escaping, TransactionStatus
+from psycopg.rows import TupleRow
+from psycopg.types.json import Json, Jsonb, set_json_dumps, set_json_loads
 
 from runtime.jsonvalues import dumps, loads
+from runtime.queries import query
 
 # libpq's environment variables that name a server on their own.
 _LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -22,6 +38,35 @@ WORKER_OPTIONS = (
     "-c search_path=pg_catalog,pg_temp -c TimeZone=UTC -c DateStyle=ISO,YMD "
     "-c IntervalStyle=postgres -c df.in_workflow=true"
 )
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A named query split at its ``%(name)s`` placeholders, for WorkerConnection.bind."""
+
+    parts: list[bytes]  # text, placeholder, text, …: placeholders at odd indexes
+    names: list[str]  # the placeholder at each occurrence
+    order: list[str]  # parameter names in order of first occurrence ($1, $2, …)
+    prepared: bytes  # the text with $n placeholders, for PREPARE
+
+
+@cache
+def _template(name: str) -> _Template:
+    pieces = _PLACEHOLDER.split(query(name).as_string().replace("%%", "\0"))
+    names = pieces[1::2]
+    order = list(dict.fromkeys(names))
+    texts = [piece.replace("\0", "%").encode() for piece in pieces[0::2]]
+    parts: list[bytes] = []
+    prepared = [texts[0]]
+    for index, key in enumerate(names):
+        prepared += [f"${order.index(key) + 1}".encode(), texts[index + 1]]
+    for index, text in enumerate(texts):
+        parts.append(text)
+        if index < len(names):
+            parts.append(names[index].encode())
+    return _Template(parts, names, order, b"".join(prepared).rstrip().rstrip(b";"))
 
 
 def dsn_from_environment(explicit: str | None = None) -> str | None:
@@ -58,6 +103,181 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
     }
     if worker:
         kwargs["options"] = f"{WORKER_OPTIONS} -c statement_timeout={int(statement_timeout_ms)}"
-    conn = psycopg.connect(dsn, **kwargs)
+        worker_conn = WorkerConnection.connect(dsn, **kwargs)
+        worker_conn.chain = True  # a worker goes on to its next claim right after a commit
+        conn: psycopg.Connection[Any] = worker_conn
+    else:
+        conn = psycopg.connect(dsn, **kwargs)
     configure(conn)
     return conn
+
+
+class WorkerConnection(psycopg.Connection[TupleRow]):
+    """A worker session that packs a step's statements into few round trips.
+
+    * Inside a ``transaction()`` block the store may :meth:`hold` a write (its SQL with the values
+      bound) instead of executing it. Held writes travel in front of the store's next statement
+      in one simple-protocol message, or with the block's ``COMMIT``. Statements keep their
+      order; only their packaging changes. A nested block (a savepoint) first sends what was
+      held before it; a block that fails drops what was held inside it, as PostgreSQL drops the
+      effects.
+    * With :attr:`chain` set, a commit also opens the next transaction (``COMMIT; BEGIN``), which
+      the next ``transaction()`` block adopts instead of sending ``BEGIN`` again. The open,
+      still empty transaction holds no snapshot and no locks; any statement outside a block
+      commits it first, so nothing runs in it by accident.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chain = False
+        self._held: list[bytes] = []
+        self._blocks = 0
+        self._open = False  # an empty transaction opened by the last commit (see chain)
+        self._binder: ClientCursor[TupleRow] | None = None
+        self._escape = Escaping(self.pgconn)
+        self._statements: set[str] = set()  # named queries prepared as dfc_<name>
+        self._wanted: set[str] = set()
+        self._unpreparable: set[str] = set()
+        self._suspect = False  # a transaction failed: check our prepared statements
+
+    @property
+    def holding(self) -> bool:
+        """Whether writes may be held now (only inside a transaction block)."""
+        return self._blocks > 0
+
+    def bind(self, name: str, params: dict[str, Any] | None) -> bytes:
+        """The named query with ``params`` merged in as literals (quoted by libpq for this
+        session's encoding and string settings): ``EXECUTE dfc_<name>(…)`` once the session has
+        prepared it, else the query text itself."""
+        template = _template(name)
+        values = params or {}
+        literals: dict[str, bytes] = {}
+        for key in template.order:
+            literal = self._literal(values[key])
+            if literal is None:  # a type without a fast path: psycopg's own client-side binding
+                if self._binder is None:
+                    self._binder = ClientCursor(self)
+                return self._binder.mogrify(query(name), params).encode(self.pgconn._encoding)
+            literals[key] = literal
+        if name in self._statements:
+            arguments = b", ".join(literals[key] for key in template.order)
+            return b"EXECUTE dfc_" + name.encode() + (b"(" + arguments + b")" if arguments else b"")
+        self._wanted.add(name)
+        out = [template.parts[0]]
+        for index in range(1, len(template.parts), 2):
+            out.append(literals[template.names[index // 2]])
+            out.append(template.parts[index + 1])
+        return b"".join(out)
+
+    def _distrust_statements(self) -> None:
+        """A transaction or savepoint failed: psycopg deallocates every prepared statement on
+        rollback, and a refused step may have replaced one. Ours go unused until _prepare has
+        checked them."""
+        self._statements.clear()
+        self._suspect = True
+
+    def _prepare(self) -> None:
+        """Prepare the statements held writes use (outside any transaction). After a failed
+        transaction ours are checked first: a step that managed to replace one (df._run_step
+        refuses that, failing the step) must not leave it behind."""
+        if self._suspect:
+            with super().cursor() as cur:
+                cur.execute(query("own_prepared_statements"))
+                for (found,) in cur.fetchall():
+                    cur.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(found)))
+            self._statements.clear()
+            self._suspect = False
+        for name in sorted(self._wanted - self._statements - self._unpreparable):
+            try:
+                with super().cursor() as cur:
+                    cur.execute(b"PREPARE dfc_" + name.encode() + b" AS " + _template(name).prepared)
+                self._statements.add(name)
+            except psycopg.errors.DatabaseError:
+                self._unpreparable.add(name)  # e.g. a parameter whose type cannot be inferred
+        self._wanted.clear()
+
+    def _literal(self, value: Any) -> bytes | None:
+        if value is None:
+            return b"NULL"
+        if isinstance(value, bool):
+            return b"true" if value else b"false"
+        if isinstance(value, int):
+            return str(value).encode()
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(value).encode()
+        if isinstance(value, str):
+            return self._escape.escape_literal(value.encode(self.pgconn._encoding))
+        if isinstance(value, Json | Jsonb):
+            text = (value.dumps or dumps)(value.obj)
+            data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
+            return self._escape.escape_literal(data)
+        if isinstance(value, datetime):
+            return self._escape.escape_literal(value.isoformat().encode())
+        return None
+
+    def hold(self, statement: bytes) -> None:
+        self._held.append(statement)
+
+    def take_held(self) -> list[bytes]:
+        """The held statements; the caller sends them ahead of its own."""
+        held, self._held = self._held, []
+        if self._open and not self._blocks:
+            held.insert(0, b"COMMIT")  # a statement outside any block: not in the empty one
+            self._open = False
+        return held
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        # a statement of the session's own comes after the writes held before it
+        self.send_held()
+        return super().cursor(*args, **kwargs)
+
+    def send_held(self) -> None:
+        held = self.take_held()
+        if held:
+            with super().cursor() as cur:
+                cur.execute(b"; ".join(held))
+
+    @contextmanager
+    def transaction(self, savepoint_name: str | None = None,
+                    force_rollback: bool = False) -> Iterator[Transaction]:
+        if self._open and not self._blocks and not savepoint_name and not force_rollback:
+            self._open = False  # adopt the transaction the last commit opened
+        elif (self.pgconn.transaction_status != TransactionStatus.IDLE or savepoint_name
+                or force_rollback or not self.autocommit or self._open):
+            self.send_held()
+            self._blocks += 1
+            try:
+                with super().transaction(savepoint_name, force_rollback) as tx:
+                    yield tx
+                    self.send_held()
+            except BaseException:
+                self._held.clear()
+                self._distrust_statements()
+                raise
+            finally:
+                self._blocks -= 1
+            return
+        else:
+            if self._wanted or self._suspect:
+                self._prepare()
+            with super().cursor() as cur:
+                cur.execute(b"BEGIN")
+        # The outermost block, managed here rather than by psycopg's Transaction (which would
+        # send BEGIN and COMMIT on their own).
+        self._blocks += 1
+        try:
+            yield Transaction(self)
+            tail = [b"COMMIT", b"BEGIN"] if self.chain else [b"COMMIT"]
+            with super().cursor() as cur:
+                cur.execute(b"; ".join([*self._held, *tail]))
+            self._held = []
+            self._open = self.chain
+        except BaseException:
+            self._held.clear()
+            self._open = False
+            self._distrust_statements()
+            if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:
+                self.rollback()
+            raise
+        finally:
+            self._blocks -= 1

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 
 from runtime.clock import DEFAULT_CLOCK, Clock
+from runtime.connection import WorkerConnection
 from runtime.jsonvalues import JSON, dumps
 from runtime.queries import query
 
@@ -99,14 +100,38 @@ class Store:
         self.step_guard: Callable[[bool], None] | None = None
 
     def _one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        held = self._take_held()
         with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query(name), params)
+            self._execute(cur, held, name, params)
             return cur.fetchone()
 
     def _run(self, name: str, params: dict[str, Any] | None = None) -> int:
+        held = self._take_held()
         with self.conn.cursor() as cur:
-            cur.execute(query(name), params)
+            self._execute(cur, held, name, params)
             return cur.rowcount
+
+    def _take_held(self) -> list[bytes]:
+        return self.conn.take_held() if isinstance(self.conn, WorkerConnection) else []
+
+    def _execute(self, cur: psycopg.Cursor[Any], held: list[bytes], name: str,
+                 params: dict[str, Any] | None) -> None:
+        """Run the named query; writes held back so far go in the same message, in front."""
+        if not held:
+            cur.execute(query(name), params)
+            return
+        assert isinstance(self.conn, WorkerConnection)
+        cur.execute(b"; ".join([*held, self.conn.bind(name, params)]))
+        while cur.nextset():
+            pass  # the result of interest is the last one
+
+    def _write(self, name: str, params: dict[str, Any]) -> None:
+        """A write whose outcome nobody reads: held back to travel with the next statement
+        when the connection allows it (see runtime.connection.WorkerConnection)."""
+        if isinstance(self.conn, WorkerConnection) and self.conn.holding:
+            self.conn.hold(self.conn.bind(name, params))
+        else:
+            self._run(name, params)
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -148,7 +173,7 @@ class Store:
         return StoredPlan(row["id"], row["name"], row["version"], row["plan"])
 
     def mark_running(self, instance_id: str) -> None:
-        self._run("mark_instance_running", {"id": instance_id})
+        self._write("mark_instance_running", {"id": instance_id})
 
     # --- activations ------------------------------------------------------------------------
 
@@ -180,18 +205,18 @@ class Store:
                 "scope": _json(scope),
                 "state": _json(state),
         }
-        if not want_id:  # in pipeline mode this does not wait for the server
-            self._run("insert_task", params)
+        if not want_id:
+            self._write("insert_task", params)
             return None
         row = self._one("insert_task", params)
         assert row is not None
         return int(row["id"])
 
     def update_task_state(self, task_id: int, state: dict[str, Any]) -> None:
-        self._run("update_task_state", {"id": task_id, "state": _json(state)})
+        self._write("update_task_state", {"id": task_id, "state": _json(state)})
 
     def delete_task(self, task_id: int) -> None:
-        self._run("delete_task", {"id": task_id})
+        self._write("delete_task", {"id": task_id})
 
     def delete_subtrees(self, task_ids: list[int]) -> None:
         if task_ids:
@@ -230,10 +255,10 @@ class Store:
     # --- node and instance status -----------------------------------------------------------
 
     def node_started(self, instance_id: str, node_id: str) -> None:
-        self._run("node_started", {"instance_id": instance_id, "node_id": node_id})
+        self._write("node_started", {"instance_id": instance_id, "node_id": node_id})
 
     def node_finished(self, instance_id: str, node_id: str, status: str, result: JSON) -> None:
-        self._run(
+        self._write(
             "node_finished",
             {"instance_id": instance_id, "node_id": node_id, "status": status,
              "result": _jsonb(result)},
@@ -291,6 +316,8 @@ class Store:
     # --- executing user SQL -----------------------------------------------------------------
 
     def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str) -> list[JSON]:
+        if isinstance(self.conn, WorkerConnection):
+            self.conn.send_held()  # on their own: a failure here is the step's
         if self.step_guard is not None:
             self.step_guard(True)
         try:

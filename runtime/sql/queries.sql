@@ -358,3 +358,7 @@ DELETE FROM df.tasks d
 -- Taken before a wait looks for its signal; df.signal's trigger takes it too (no lost wake-up).
 SELECT pg_catalog.pg_advisory_xact_lock(1147489353,
                                         pg_catalog.hashtext(%(instance_id)s || '/' || %(name)s));
+
+-- name: own_prepared_statements
+-- The worker's batched writes are prepared as dfc_<query name> (runtime/connection.py).
+SELECT s.name FROM pg_catalog.pg_prepared_statements s WHERE s.name LIKE 'dfc\_%';

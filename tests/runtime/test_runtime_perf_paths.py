@@ -1,0 +1,168 @@
+"""The step fast path: held-back writes, chained transactions, prepared statements.
+
+Writes the store holds back (runtime.connection.WorkerConnection) must behave exactly like
+writes executed at once: visible to the next statement, gone with a failed block, committed with
+the step. Values bound as literals must arrive unchanged. A step must not be able to replace the
+worker's prepared statements.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from helpers import result, run, running_worker, start, wait
+from plans import PlanBuilder, single
+
+from runtime.connection import WorkerConnection, connect
+from runtime.jsonvalues import loads
+from runtime.store import Store
+
+
+def _instance(dsn: str) -> tuple[str, int]:
+    """A pending instance of a one-step plan and its root task."""
+    iid = start(dsn, single("SELECT 1"))
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT id FROM df.tasks WHERE instance_id = %s", (iid,)).fetchone()
+        assert row is not None
+        return iid, int(row[0])
+
+
+def _worker_conn(dsn: str) -> WorkerConnection:
+    conn = connect(dsn, worker=True)
+    assert isinstance(conn, WorkerConnection)
+    return conn
+
+
+TRICKY: dict[str, Any] = {
+    "quote": "it's \"quoted\"",
+    "backslash": "C:\\path\\n\\u0041",
+    "unicode": "żółć — 日本語 — 🚀",
+    "percent": "100% %(name)s %s",
+    "number": Decimal("1.50"),
+    "big": 12345678901234567890,
+    "nested": {"b": [1, None, True, False, "x"], "a": {}},
+}
+
+
+def test_held_writes_are_seen_by_the_next_statement(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.update_task_state(task_id, {"held": TRICKY})
+            assert conn.holding
+            # a raw statement of the session comes after the held write
+            row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+            assert row is not None and row[0] == {"held": TRICKY}
+            store.update_task_state(task_id, {"second": 2})
+            locked = store.lock_task(task_id)  # a store read: sent in the same message
+            assert locked is not None and locked.state == {"second": 2}
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {"second": 2}
+    assert iid
+
+
+def test_held_writes_commit_with_the_block(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.node_started(iid, "n0")
+            store.node_finished(iid, "n0", "completed", {"rows": [TRICKY], "row_count": 1})
+            store.delete_task(task_id)
+    with connect(dsn) as conn:
+        node = conn.execute("SELECT status, result, runs FROM df.nodes WHERE instance_id = %s",
+                            (iid,)).fetchone()
+        assert node == ("completed", {"rows": [TRICKY], "row_count": 1}, 1)
+        assert conn.execute("SELECT count(*) FROM df.tasks WHERE id = %s", (task_id,)).fetchone() == (0,)
+
+
+def test_failed_blocks_drop_their_held_writes(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.update_task_state(task_id, {"kept": True})
+            with pytest.raises(ZeroDivisionError), conn.transaction():
+                store.update_task_state(task_id, {"dropped": True})
+                raise ZeroDivisionError
+            store.node_started(iid, "n0")
+        with pytest.raises(ZeroDivisionError), conn.transaction():
+            store.delete_task(task_id)
+            raise ZeroDivisionError
+        assert not conn.take_held()
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {"kept": True}
+        runs = conn.execute("SELECT runs FROM df.nodes WHERE instance_id = %s", (iid,)).fetchone()
+        assert runs == (1,)
+
+
+def test_chained_transaction_is_committed_before_statements_outside_blocks(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": 1})
+        # the commit opened the next transaction; a statement outside any block must not run
+        # in it (VACUUM refuses to run inside a transaction block)
+        conn.execute("VACUUM df.tasks")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": 2})
+        with conn.transaction():  # adopts the open transaction
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            store.update_task_state(task_id, {"n": 3})
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {"n": 3}
+
+
+def test_batched_writes_use_prepared_statements_after_the_first_step(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        conn.chain = False
+        store = Store(conn)
+        for n in range(3):
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": n, **TRICKY})
+        names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()}
+        assert "dfc_update_task_state" in names
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {"n": 2, **TRICKY}
+
+
+def test_chains_of_steps_carry_results_through_held_writes(dsn: str) -> None:
+    # the first step's result travels in a held node update and in the next task's scope
+    text = json.dumps({k: str(v) if isinstance(v, Decimal) else v for k, v in TRICKY.items()})
+    b = PlanBuilder()
+    root = b.seq(b.sql("SELECT '" + text.replace("'", "''") + "'::json AS v", bind="r"),
+                 b.sql("SELECT $r::json AS again"))
+    _, status, value = run(dsn, b.build(root))
+    assert status == "completed"
+    assert value["rows"][0]["again"] == loads(text)
+
+
+@pytest.mark.parametrize("statement", [
+    "PREPARE mine AS SELECT 1",
+    "DEALLOCATE ALL",
+    "DO $$ BEGIN EXECUTE 'PREPARE mine AS SELECT 1'; END $$",
+])
+def test_steps_cannot_touch_the_sessions_prepared_statements(dsn: str, statement: str) -> None:
+    b = PlanBuilder()
+    warm = b.seq(*[b.sql("SELECT 1") for _ in range(6)])  # the worker has prepared statements
+    with running_worker(dsn, concurrency=1):
+        assert wait(dsn, start(dsn, b.build(warm))) == "completed"
+        bad = start(dsn, single(statement))
+        assert wait(dsn, bad) == "failed"
+        again = start(dsn, b.build(warm))  # the worker goes on with its own statements
+        assert wait(dsn, again) == "completed"
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT output FROM df.instances WHERE id = %s", (bad,)).fetchone()
+        assert row is not None and "may not PREPARE or DEALLOCATE" in str(row[0])
+    assert result(dsn, again) is not None
