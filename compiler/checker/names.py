@@ -206,29 +206,31 @@ class _Flow:
 
     def use(self, ref: Ref, text: ir.Text, state: State) -> None:
         self.used.add(ref.name)
-        span = self.ctx.span(text, ref.start, ref.end)
         status = state.get(ref.name)
+        if status == DEFINITE or (status == MAYBE and ref.nullsafe and not ref.star):
+            self.columns(ref, text)
+            return
+        # The reference's place in the file is worked out only for a diagnostic.
+        span = self.ctx.span(text, ref.start, ref.end)
         if status is None:
             self.unbound(ref.name, ref.spelled, span, text)
             return
-        if status == MAYBE and not (ref.nullsafe and not ref.star):
-            fixes: tuple[Fix, ...] = ()
-            if not ref.star and span != text.span:
-                end = self.ctx.source.span(span.end, span.end)
-                fixes = (Fix(f"Use {ref.spelled}? (NULL when not bound)", (Edit(end, "?"),)),)
-            self.ctx.sink.add(
-                "DFC302",
-                span,
-                f"${ref.name} is not bound on every path that reaches {ref.spelled}",
-                hint=f"It is bound {self.where_maybe(ref.name)}. Write {ref.spelled}? where NULL "
-                "is acceptable"
-                + (" (row-set expansion has no null-safe form)" if ref.star else "")
-                + ", or bind the name on every path.",
-                fixes=fixes,
-                related=self.related(ref.name),
-            )
-            return
-        self.columns(ref, span, text)
+        # Maybe bound, and not written null-safe (a row set has no null-safe form).
+        fixes: tuple[Fix, ...] = ()
+        if not ref.star and span != text.span:
+            end = self.ctx.source.span(span.end, span.end)
+            fixes = (Fix(f"Use {ref.spelled}? (NULL when not bound)", (Edit(end, "?"),)),)
+        self.ctx.sink.add(
+            "DFC302",
+            span,
+            f"${ref.name} is not bound on every path that reaches {ref.spelled}",
+            hint=f"It is bound {self.where_maybe(ref.name)}. Write {ref.spelled}? where NULL "
+            "is acceptable"
+            + (" (row-set expansion has no null-safe form)" if ref.star else "")
+            + ", or bind the name on every path.",
+            fixes=fixes,
+            related=self.related(ref.name),
+        )
 
     def if_rows(self, node: ir.IfRows, state: State) -> None:
         name = node.result_name.value
@@ -291,7 +293,7 @@ class _Flow:
             fixes=fixes,
         )
 
-    def columns(self, ref: Ref, span: Span, text: ir.Text) -> None:
+    def columns(self, ref: Ref, text: ir.Text) -> None:
         shape = self.shape(ref.name)
         if shape is None or shape.kind == "unknown":
             return
@@ -299,7 +301,7 @@ class _Flow:
             if shape.kind != "rows":
                 self.ctx.sink.add(
                     "DFC305",
-                    span,
+                    self.ctx.span(text, ref.start, ref.end),
                     f"${ref.name}.* expands the rows of a SQL result, but ${ref.name} is "
                     f"{_a(shape)}",
                     related=self.related(ref.name),
@@ -309,7 +311,7 @@ class _Flow:
             if shape.kind == "array":
                 self.ctx.sink.add(
                     "DFC305",
-                    span,
+                    self.ctx.span(text, ref.start, ref.end),
                     f"${ref.name} is the result of a join, a JSON array; it has no field "
                     f"{ref.column!r}",
                     hint="Name the join's branches (|=> 'name') and refer to them instead.",
@@ -317,12 +319,12 @@ class _Flow:
                 )
                 return
             if shape.fields is not None and ref.column not in shape.fields:
-                self.unknown_column(ref, span, shape)
+                self.unknown_column(ref, self.ctx.span(text, ref.start, ref.end), shape)
                 return
         if not ref.nullsafe and shape.kind == "rows" and shape.fields == ():
             self.ctx.sink.add(
                 "DFC307",
-                span,
+                self.ctx.span(text, ref.start, ref.end),
                 f"the statement bound to ${ref.name} returns no rows, so {ref.spelled} always "
                 "fails",
                 hint="Add RETURNING (INSERT, UPDATE, DELETE) or SELECT the value you need.",
