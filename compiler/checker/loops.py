@@ -17,8 +17,10 @@ from compiler.source import Span
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        _breaks(ctx, workflow.body)
-        _unreachable(ctx, ctx.nodes(workflow))
+        nodes = ctx.nodes(workflow)
+        if any(type(node) is ir.Break for node in nodes):
+            _breaks(ctx, workflow.body)
+        _unreachable(ctx, nodes)
 
 
 def _breaks(ctx: CheckContext, root: ir.Node) -> None:
