@@ -51,18 +51,18 @@ class _Reduce:
 
 
 class _Inline:
-    """The children of an inlined ``_rule`` on their way into the parent, with positions."""
+    """The children of an inlined ``_rule`` on their way into the parent.
 
-    __slots__ = ("children", "column", "end_column", "end_line", "end_pos", "line", "start_pos")
+    ``first`` and ``last`` are where its positions come from: the token or tree meta that
+    starts and ends it (kept as references, since few runs end up first or last in a parent).
+    """
+
+    __slots__ = ("children", "first", "last")
 
     def __init__(self, children: list[Any], first: Any, last: Any) -> None:
         self.children = children
-        self.start_pos = first.start_pos
-        self.line = first.line
-        self.column = first.column
-        self.end_pos = last.end_pos
-        self.end_line = last.end_line
-        self.end_column = last.end_column
+        self.first = first
+        self.last = last
 
 
 # An LALR action: (True, next_state) to shift, or (False, _Reduce) to reduce.
@@ -236,8 +236,12 @@ def _build(rule: _Reduce, children: list[Any]) -> Any:
     last = children[-1]
     if type(first) is Tree:
         first = first.meta
+    elif type(first) is _Inline:
+        first = first.first
     if type(last) is Tree:
         last = last.meta
+    elif type(last) is _Inline:
+        last = last.last
     if rule.inline:
         return _Inline(kept, first, last)
     tree = _new_tree(Tree)
