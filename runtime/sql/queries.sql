@@ -63,17 +63,21 @@ SELECT pg_catalog.pg_notify('df_work', %(payload)s);
 -- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold.
 -- "Due" is decided by the worker's clock (runtime/clock.py): timers are stored as timestamps
 -- computed from it; tasks stamped by the server itself (df.start, signals) are due at once.
+-- The instance is looked up by key for each candidate (not joined): without statistics (a fresh
+-- or busy df schema) the planner otherwise scans all of df.instances for every ready task.
 SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
        i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
        i.search_path, i.vars, i.root_node
-  FROM df.tasks t
-  JOIN df.instances i ON i.id = t.instance_id
- WHERE t.status = 'ready'
-   AND t.run_at <= GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
-   AND i.status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
- ORDER BY t.run_at, t.id
- LIMIT 1
-   FOR UPDATE OF t SKIP LOCKED;
+  FROM (SELECT c.id FROM df.tasks c
+         WHERE c.status = 'ready'
+           AND c.run_at <= GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
+           AND (SELECT x.status FROM df.instances x WHERE x.id = c.instance_id)
+               OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+         ORDER BY c.run_at, c.id
+         LIMIT 1
+           FOR UPDATE OF c SKIP LOCKED) claimed
+  JOIN df.tasks t ON t.id = claimed.id
+  JOIN df.instances i ON i.id = t.instance_id;
 
 -- name: claim_instance_task
 -- More work of the same instance inside the current transaction (after a step that ran no SQL).
