@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -265,8 +266,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         # The outermost block, managed here rather than by psycopg's Transaction (which would
         # send BEGIN and COMMIT on their own).
         self._blocks += 1
+        outer = Transaction(self)
         try:
-            yield Transaction(self)
+            yield outer
             tail = [b"COMMIT", b"BEGIN"] if self.chain else [b"COMMIT"]
             with super().cursor() as cur:
                 cur.execute(b"; ".join([*self._held, *tail]))
@@ -278,6 +280,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             self._distrust_statements()
             if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:
                 self.rollback()
+            failure = sys.exc_info()[1]
+            if isinstance(failure, psycopg.Rollback) and failure.transaction in (None, outer):
+                return  # as psycopg's Transaction: an explicit rollback is not an error
             raise
         finally:
             self._blocks -= 1

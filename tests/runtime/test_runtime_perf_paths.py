@@ -103,6 +103,19 @@ def test_failed_blocks_drop_their_held_writes(dsn: str) -> None:
         assert runs == (1,)
 
 
+def test_an_explicit_rollback_ends_the_block_quietly(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": 1})
+            raise psycopg.Rollback()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {}
+
+
 def test_chained_transaction_is_committed_before_statements_outside_blocks(dsn: str) -> None:
     _, task_id = _instance(dsn)
     with _worker_conn(dsn) as conn:
