@@ -140,6 +140,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._wanted: set[str] = set()
         self._unpreparable: set[str] = set()
         self._suspect = False  # a transaction failed: check our prepared statements
+        # Rows of tasks locked ahead (FOR UPDATE) in this transaction, by task id: valid until a
+        # statement or write may have changed them, or the block that locked them ends.
+        self.locked: dict[int, Any] = {}
 
     @property
     def holding(self) -> bool:
@@ -169,6 +172,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             out.append(literals[template.names[index // 2]])
             out.append(template.parts[index + 1])
         return b"".join(out)
+
+    def _forget_locks(self) -> None:
+        self.locked.clear()
 
     def _distrust_statements(self) -> None:
         """A transaction or savepoint failed: psycopg deallocates every prepared statement on
@@ -253,6 +259,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                     self.send_held()
             except BaseException:
                 self._held.clear()
+                self._forget_locks()
                 self._distrust_statements()
                 raise
             finally:
@@ -267,8 +274,10 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         # send BEGIN and COMMIT on their own).
         self._blocks += 1
         outer = Transaction(self)
+        self._forget_locks()
         try:
             yield outer
+            self._forget_locks()
             tail = [b"COMMIT", b"BEGIN"] if self.chain else [b"COMMIT"]
             with super().cursor() as cur:
                 cur.execute(b"; ".join([*self._held, *tail]))
@@ -277,6 +286,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         except BaseException:
             self._held.clear()
             self._open = False
+            self._forget_locks()
             self._distrust_statements()
             if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:
                 self.rollback()

@@ -134,8 +134,9 @@ class SqlExecutor(_Leaf):
             if len(self._kinds) > 10_000:
                 self._kinds.clear()
         try:
+            # the parent is locked next anyway (when the outcome goes up): in the same message
             rows = store.run_step(ctx.instance.role_oid, sql, rows_wanted,
-                                  ctx.instance.search_path)
+                                  ctx.instance.search_path, then_lock=task.parent_id)
         except psycopg.errors.QueryCanceled as exc:
             # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
             if store.conn.broken:

@@ -112,7 +112,10 @@ class Store:
             return cur.rowcount
 
     def _take_held(self) -> list[bytes]:
-        return self.conn.take_held() if isinstance(self.conn, WorkerConnection) else []
+        if not isinstance(self.conn, WorkerConnection):
+            return []
+        self.conn.locked.clear()  # any statement may change a task locked ahead
+        return self.conn.take_held()
 
     def _execute(self, cur: psycopg.Cursor[Any], held: list[bytes], name: str,
                  params: dict[str, Any] | None) -> None:
@@ -129,6 +132,9 @@ class Store:
         """A write whose outcome nobody reads: held back to travel with the next statement
         when the connection allows it (see runtime.connection.WorkerConnection)."""
         if isinstance(self.conn, WorkerConnection) and self.conn.holding:
+            task_id = params.get("id")
+            if isinstance(task_id, int):
+                self.conn.locked.pop(task_id, None)  # a write to a task locked ahead
             self.conn.hold(self.conn.bind(name, params))
         else:
             self._run(name, params)
@@ -178,6 +184,9 @@ class Store:
     # --- activations ------------------------------------------------------------------------
 
     def lock_task(self, task_id: int) -> Task | None:
+        if isinstance(self.conn, WorkerConnection) and task_id in self.conn.locked:
+            row = self.conn.locked.pop(task_id)  # locked right after the step ran (run_step)
+            return None if row is None else _task(row)
         row = self._one("lock_task", {"id": task_id})
         return None if row is None else _task(row)
 
@@ -315,18 +324,31 @@ class Store:
 
     # --- executing user SQL -----------------------------------------------------------------
 
-    def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str) -> list[JSON]:
-        if isinstance(self.conn, WorkerConnection):
-            self.conn.send_held()  # on their own: a failure here is the step's
+    def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str,
+                 then_lock: int | None = None) -> list[JSON]:
+        """Run a step's SQL as the role. ``then_lock``: a task to lock (lock_task) in the same
+        round trip once the step has run; lock_task then answers from that."""
+        params = {"role": role_oid, "sql": sql, "returns_rows": returns_rows,
+                  "search_path": search_path}
+        conn = self.conn
+        if isinstance(conn, WorkerConnection):
+            # held writes go out first, on their own: a failure in the step's message is the
+            # step's failure
+            conn.send_held()
         if self.step_guard is not None:
             self.step_guard(True)
         try:
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    query("run_step"),
-                    {"role": role_oid, "sql": sql, "returns_rows": returns_rows,
-                     "search_path": search_path},
-                )
+            if isinstance(conn, WorkerConnection) and conn.holding and then_lock is not None:
+                message = [conn.bind("run_step", params),
+                           conn.bind("lock_task", {"id": then_lock})]
+                with conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(b"; ".join(message))
+                    rows = [row["r"] for row in cur.fetchall()]
+                    cur.nextset()
+                    conn.locked[then_lock] = cur.fetchone()
+                return rows
+            with conn.cursor() as cur:
+                cur.execute(query("run_step"), params)
                 return [row[0] for row in cur.fetchall()]
         finally:
             if self.step_guard is not None:

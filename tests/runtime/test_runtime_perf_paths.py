@@ -103,6 +103,27 @@ def test_failed_blocks_drop_their_held_writes(dsn: str) -> None:
         assert runs == (1,)
 
 
+def test_a_task_locked_with_the_step_is_read_fresh_after_a_write(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        role = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert role is not None
+        with conn.transaction():
+            rows = store.run_step(role[0], "SELECT 7 AS n", True, "public", then_lock=task_id)
+            assert rows == [{"n": 7}]
+            locked = store.lock_task(task_id)  # answered from the step's round trip
+            assert locked is not None and locked.id == task_id and locked.state == {}
+            store.run_step(role[0], "SELECT 1", True, "public", then_lock=task_id)
+            store.update_task_state(task_id, {"after": True})
+            locked = store.lock_task(task_id)  # the held write makes it ask again
+            assert locked is not None and locked.state == {"after": True}
+        with pytest.raises(ZeroDivisionError), conn.transaction():
+            store.run_step(role[0], "SELECT 1", True, "public", then_lock=task_id)
+            raise ZeroDivisionError
+        assert not conn.locked  # the lock went with the failed block
+
+
 def test_an_explicit_rollback_ends_the_block_quietly(dsn: str) -> None:
     _, task_id = _instance(dsn)
     with _worker_conn(dsn) as conn:
