@@ -278,10 +278,14 @@ BEGIN
     -- serialised with a wait that is checking for this signal right now (the worker takes the
     -- same lock): either it sees this signal, or its rescheduled task is visible below
     PERFORM pg_advisory_xact_lock(1147489353, hashtext(NEW.instance_id || '/' || NEW.name));
-    -- a wait for this signal may be sleeping until its timeout: make it due now
+    -- a wait for this signal may be sleeping until its timeout: make it due now. A wait task a
+    -- worker holds right now is skipped, not waited for: that worker takes the lock above before
+    -- it looks for signals, so it sees this one (waiting would deadlock with it).
     UPDATE df.tasks t SET run_at = clock_timestamp()
-     WHERE t.instance_id = NEW.instance_id AND t.status = 'ready'
-       AND (t.state ->> 'signal') IS NOT NULL;
+     WHERE t.id IN (SELECT w.id FROM df.tasks w
+                     WHERE w.instance_id = NEW.instance_id AND w.status = 'ready'
+                       AND (w.state ->> 'signal') IS NOT NULL
+                       FOR UPDATE SKIP LOCKED);
     PERFORM pg_notify('df_work', NEW.instance_id);
     RETURN NULL;
 END
