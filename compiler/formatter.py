@@ -183,7 +183,7 @@ class _Formatter:
                 else "  " + comment.text.rstrip()
             )
             if not comment.text.startswith("/*") or _needs_break(comment):
-                parts.append(_BREAK_AFTER)
+                parts.append(HARDLINE)
         return concat(*parts)
 
     # -- syntax -------------------------------------------------------------------------------
@@ -351,9 +351,6 @@ class _Formatter:
         name, arrow, value = tree.children
         assert isinstance(name, Token) and isinstance(arrow, Token)
         return concat(self.token(name), " ", self.token(arrow, "=>"), " ", self.node(value))
-
-
-_BREAK_AFTER = HARDLINE
 
 
 def _needs_break(comment: Comment) -> bool:
