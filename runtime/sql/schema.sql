@@ -644,6 +644,11 @@ AS $$
             'sql', p_sql, 'transactional', true, 'columns', NULL)))
 $$;
 
+-- transaction_mode => 'new' starts the workflow over a loopback connection of the dblink
+-- extension, as the same role, in caller mode there: it commits at once and survives the
+-- caller's rollback. The connection goes through the foreign server df_loopback when the role
+-- has a user mapping on it (how a role without superuser supplies its password); a superuser
+-- without one connects to this server's own socket or port.
 CREATE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL,
                          transaction_mode text DEFAULT 'caller')
 RETURNS text
@@ -657,22 +662,156 @@ DECLARE
     v_vars jsonb;
     v_id text;
     v_search_path text := current_setting('search_path');
+    v_mode text := lower(coalesce(transaction_mode, 'caller'));
+    v_new text := 'df.start() with transaction_mode => ''new''';
+    v_role text := current_user;
+    v_dblink name;
+    v_superuser boolean;
+    v_mapped boolean;
+    v_link text := 'df_start_new';
+    v_connstr text;
+    v_host text;
+    v_setup text;
+    v_user text;
+    v_db text;
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_admin text;
+    v_leftover boolean;
 BEGIN
     IF fut IS NULL THEN
         RAISE EXCEPTION 'Invalid durable function: fut is NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF lower(coalesce(transaction_mode, 'caller')) <> 'caller' THEN
-        IF lower(transaction_mode) = 'new' THEN
-            RAISE EXCEPTION 'transaction_mode => ''new'' is not supported by the dfc runtime'
-                USING ERRCODE = 'feature_not_supported',
-                      HINT = 'Call df.start in its own (autocommitted) transaction instead.';
-        END IF;
+    IF v_mode NOT IN ('caller', 'new') THEN
         RAISE EXCEPTION 'invalid transaction_mode "%" for df.start(): expected ''caller'' or ''new''',
             transaction_mode USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF v_mode = 'new' THEN
+        IF current_setting('df.in_workflow', true) = 'true' THEN
+            RAISE EXCEPTION '% cannot be called inside a workflow - a step''s own df.start commits with the step', v_new
+                USING HINT = 'Leave out transaction_mode (or pass ''caller'') in a workflow step.';
+        END IF;
+        SELECT r.rolsuper INTO v_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = v_role;
+        IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
+            RAISE EXCEPTION 'current_user "%" does not have LOGIN privilege. % connects back to the database as this role',
+                v_role, v_new USING ERRCODE = 'insufficient_privilege',
+                HINT = format('An administrator runs ALTER ROLE %I LOGIN; or call df.start with transaction_mode => ''caller''.', v_role);
+        END IF;
+        SELECT n.nspname INTO v_dblink
+          FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'dblink';
+        IF v_dblink IS NULL THEN
+            RAISE EXCEPTION '% needs the dblink extension, which is not installed in database "%"',
+                v_new, current_database() USING ERRCODE = 'feature_not_supported',
+                HINT = format('An administrator runs CREATE EXTENSION dblink; in database %I (dblink is one of PostgreSQL''s contrib modules), or call df.start with transaction_mode => ''caller'' and commit.', current_database());
+        END IF;
+        IF NOT has_schema_privilege(v_dblink, 'USAGE')
+           OR NOT has_function_privilege(format('%I.dblink_connect(text, text)', v_dblink), 'EXECUTE')
+           OR NOT has_function_privilege(format('%I.dblink(text, text)', v_dblink), 'EXECUTE')
+           OR NOT has_function_privilege(format('%I.dblink_disconnect(text)', v_dblink), 'EXECUTE')
+           OR NOT has_function_privilege(format('%I.dblink_get_connections()', v_dblink), 'EXECUTE') THEN
+            RAISE EXCEPTION '% needs the dblink extension, which role "%" may not use', v_new, v_role
+                USING ERRCODE = 'insufficient_privilege',
+                HINT = format('An administrator runs GRANT USAGE ON SCHEMA %1$I TO %2$I; GRANT EXECUTE ON FUNCTION %1$I.dblink_connect(text, text), %1$I.dblink(text, text), %1$I.dblink_disconnect(text), %1$I.dblink_get_connections() TO %2$I;',
+                              v_dblink, v_role);
+        END IF;
+        -- what an administrator runs to let this role in with its password
+        v_admin := format('CREATE SERVER df_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L, dbname %L); '
+                          'GRANT USAGE ON FOREIGN SERVER df_loopback TO %I; '
+                          'CREATE USER MAPPING FOR %I SERVER df_loopback OPTIONS (user %L, password ''…'');',
+                          coalesce(host(inet_server_addr()), 'localhost'), current_setting('port'),
+                          current_database(), v_role, v_role, v_role);
+        SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_user_mappings m
+                        WHERE m.srvname = 'df_loopback'
+                          AND m.umuser IN (0, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = v_role)))
+          INTO v_mapped;
+        IF v_mapped THEN
+            IF NOT has_server_privilege('df_loopback', 'USAGE') THEN
+                RAISE EXCEPTION '% connects through the foreign server df_loopback, which role "%" may not use',
+                    v_new, v_role USING ERRCODE = 'insufficient_privilege',
+                    HINT = format('An administrator runs GRANT USAGE ON FOREIGN SERVER df_loopback TO %I;', v_role);
+            END IF;
+            v_connstr := 'df_loopback';
+        ELSIF v_superuser THEN
+            -- the server's own socket (or port): the address a loopback login is sure to reach
+            BEGIN
+                v_host := nullif(btrim(split_part(current_setting('unix_socket_directories'), ',', 1), ' "'), '');
+            EXCEPTION WHEN insufficient_privilege OR undefined_object THEN
+                v_host := NULL;
+            END;
+            v_connstr := format('host=''%s'' port=''%s'' dbname=''%s'' user=''%s'' application_name=''dfc df.start''',
+                                replace(replace(coalesce(v_host, 'localhost'), '\', '\\'), '''', '\'''),
+                                replace(replace(current_setting('port'), '\', '\\'), '''', '\'''),
+                                replace(replace(current_database(), '\', '\\'), '''', '\'''),
+                                replace(replace(v_role, '\', '\\'), '''', '\'''));
+        ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s WHERE s.srvname = 'df_loopback') THEN
+            RAISE EXCEPTION '% needs a user mapping for role "%" on the foreign server df_loopback',
+                v_new, v_role USING ERRCODE = 'insufficient_privilege',
+                DETAIL = 'dblink lets a role without superuser connect only with a password of its own.',
+                HINT = format('An administrator runs GRANT USAGE ON FOREIGN SERVER df_loopback TO %I; CREATE USER MAPPING FOR %I SERVER df_loopback OPTIONS (user %L, password ''…'');',
+                              v_role, v_role, v_role);
+        ELSE
+            RAISE EXCEPTION '% needs the foreign server df_loopback and a user mapping for role "%"',
+                v_new, v_role USING ERRCODE = 'insufficient_privilege',
+                DETAIL = 'dblink lets a role without superuser connect only with a password of its own.',
+                HINT = format('An administrator runs (with this server''s address): %s', v_admin);
+        END IF;
+        -- a connection left behind by a cancelled call of this session
+        EXECUTE format('SELECT %L = ANY (%I.dblink_get_connections())', v_link, v_dblink) INTO v_leftover;
+        IF v_leftover THEN
+            EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+        END IF;
+        BEGIN
+            EXECUTE format('SELECT %I.dblink_connect($1, $2)', v_dblink) USING v_link, v_connstr;
+        EXCEPTION
+            WHEN sqlclient_unable_to_establish_sqlconnection OR SQLSTATE '2F003'
+                 OR undefined_object THEN
+                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+                RAISE EXCEPTION '% could not connect back to database "%" as role "%": %',
+                    v_new, current_database(), v_role, concat_ws(': ', v_message, nullif(rtrim(v_detail, E'\n'), ''))
+                    USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+                    HINT = CASE WHEN v_connstr = 'df_loopback'
+                        THEN format('Check the options of the foreign server df_loopback (host, port, dbname of this server) and that the user mapping for %I has the role''s own user name and current password; pg_hba.conf must accept that login.', v_role)
+                        ELSE format('Allow this login in pg_hba.conf, or have an administrator set up a password login: %s', v_admin) END;
+        END;
+        BEGIN
+            v_setup := format(
+                'SELECT current_user::text, current_database()::text FROM (SELECT '
+                'pg_catalog.set_config(''search_path'', %L, false), '
+                'pg_catalog.set_config(''lock_timeout'', %L, false), '
+                'pg_catalog.set_config(''statement_timeout'', %L, false), '
+                'pg_catalog.set_config(''df.in_workflow'', ''false'', false)) s',
+                v_search_path,
+                CASE current_setting('lock_timeout') WHEN '0' THEN '30s' ELSE current_setting('lock_timeout') END,
+                CASE current_setting('statement_timeout') WHEN '0' THEN '30s' ELSE current_setting('statement_timeout') END);
+            EXECUTE format('SELECT u, d FROM %I.dblink($1, $2) AS r(u text, d text)', v_dblink)
+                INTO v_user, v_db USING v_link, v_setup;
+            IF v_user IS DISTINCT FROM v_role OR v_db IS DISTINCT FROM current_database() THEN
+                RAISE EXCEPTION '% connected back as role "%" to database "%", not as "%" to "%"',
+                    v_new, v_user, v_db, v_role, current_database()
+                    USING ERRCODE = 'invalid_authorization_specification',
+                    HINT = format('The foreign server df_loopback must name this database (dbname %L) and the user mapping for %I the role itself (user %L).',
+                                  current_database(), v_role, v_role);
+            END IF;
+            EXECUTE format('SELECT id FROM %I.dblink($1, $2) AS r(id text)', v_dblink)
+                INTO v_id USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+            EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+            IF v_state = '55P03' THEN
+                RAISE EXCEPTION '%: % waited for a lock this transaction holds', v_message, v_new
+                    USING ERRCODE = v_state,
+                    HINT = 'The new transaction cannot see what this one has not committed (a plan it installed, a workflow it started). Commit first, or use transaction_mode => ''caller''.';
+            END IF;
+            RAISE;
+        END;
+        EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+        RETURN v_id;
+    END IF;
     IF database IS NOT NULL AND database <> current_database() THEN
         IF NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = database) THEN
-            RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = 'undefined_database';
+            RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = 'invalid_catalog_name';
         END IF;
         RAISE EXCEPTION 'database "%" is not this database: the dfc runtime runs workflows in the database where df is installed (%)',
             database, current_database() USING ERRCODE = 'feature_not_supported';

@@ -1,0 +1,183 @@
+"""df.start(..., transaction_mode => 'new'): a start that commits on its own.
+
+The start goes over a dblink loopback connection as the same role, so it survives the caller's
+rollback and sees only committed variables. dblink is installed here by the test (an
+administrator's job); dfc's schema never creates it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from helpers import result, running_worker, wait
+from plans import PlanBuilder, single
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from runtime.connection import connect
+
+ROLE = "dfc_new_plain"
+
+
+@pytest.fixture
+def linked(dsn: str) -> str:
+    """A test database with the dblink extension (installed by the superuser of the tests)."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("CREATE SCHEMA links")
+        admin.execute("CREATE EXTENSION dblink SCHEMA links")
+    return dsn
+
+
+@pytest.fixture
+def plain_role(dsn: str) -> Iterator[str]:
+    """DSN of a role without superuser, granted df usage."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone() is None:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(ROLE)))
+        admin.execute("SELECT df.grant_usage(%s)", (ROLE,))
+    yield make_conninfo(dsn, user=ROLE)
+
+
+def _error(dsn: str, statement: str, params: tuple[object, ...] = ()) -> psycopg.Error:
+    with connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:
+        conn.execute(statement, params)
+    return caught.value
+
+
+def test_new_survives_the_callers_rollback(linked: str) -> None:
+    with connect(linked) as conn:
+        conn.execute("CREATE TABLE seen (x text)")
+    with running_worker(linked), connect(linked) as conn:
+        with conn.transaction(force_rollback=True):
+            kept = conn.execute("SELECT df.start(%s, 'kept', transaction_mode => 'new')",
+                                (json.dumps(single("INSERT INTO seen VALUES ('new')")),)).fetchone()
+            lost = conn.execute("SELECT df.start(%s, 'lost', transaction_mode => 'caller')",
+                                (json.dumps(single("INSERT INTO seen VALUES ('caller')")),)).fetchone()
+        assert kept is not None and lost is not None
+        assert wait(linked, kept[0]) == "completed"
+        assert conn.execute("SELECT id, label FROM df.instances").fetchall() == [(kept[0], "kept")]
+        assert conn.execute("SELECT x FROM seen").fetchall() == [("new",)]
+
+
+def test_mode_is_compared_case_insensitively(linked: str) -> None:
+    with connect(linked) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'NEW')")
+            conn.execute("SELECT df.start('SELECT 2', transaction_mode => 'Caller')")
+        texts = conn.execute("SELECT p.plan #>> '{nodes,0,sql}' FROM df.instances i "
+                             "JOIN df.plans p ON p.id = i.plan_id").fetchall()
+    assert texts == [("SELECT 1",)]
+
+
+def test_invalid_mode_is_refused(dsn: str) -> None:
+    error = _error(dsn, "SELECT df.start('SELECT 1', transaction_mode => 'later')")
+    assert error.diag.message_primary == (
+        "invalid transaction_mode \"later\" for df.start(): expected 'caller' or 'new'")
+    assert error.diag.sqlstate == "22023"
+
+
+def test_variables_snapshot_sees_only_committed_values(linked: str) -> None:
+    builder = PlanBuilder("vars")
+    plan = builder.build(builder.sql("SELECT '{who}' AS who"))
+    with connect(linked) as conn:
+        conn.execute("SELECT df.setvar('who', 'committed')")
+    with running_worker(linked), connect(linked) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT df.setvar('who', 'uncommitted')")
+            row = conn.execute("SELECT df.start(%s, transaction_mode => 'new')",
+                               (json.dumps(plan),)).fetchone()
+        assert row is not None
+        assert wait(linked, row[0]) == "completed"
+    assert result(linked, row[0]) == {"rows": [{"who": "committed"}], "row_count": 1}
+
+
+def test_installed_plan_by_name_and_label(linked: str) -> None:
+    with connect(linked) as conn:
+        conn.execute("SELECT df.install_plan(%s)", (json.dumps(single("SELECT 7 AS v", "seven")),))
+        conn.execute("SET search_path = public, links")
+    with running_worker(linked), connect(linked) as conn:
+        conn.execute("SET search_path = links, public")
+        with conn.transaction(force_rollback=True):
+            row = conn.execute("SELECT df.start('seven', 'lbl', transaction_mode => 'new')").fetchone()
+        assert row is not None
+        assert wait(linked, row[0]) == "completed"
+        info = conn.execute("SELECT label, search_path, submitted_by::text FROM df.instances WHERE id = %s",
+                            (row[0],)).fetchone()
+        user = conn.execute("SELECT current_user::text").fetchone()
+    assert result(linked, row[0]) == {"rows": [{"v": 7}], "row_count": 1}
+    assert user is not None and info == ("lbl", "links, public", user[0])
+
+
+def test_remote_errors_pass_through(linked: str) -> None:
+    error = _error(linked, "SELECT df.start('{oops', transaction_mode => 'new')")
+    assert error.diag.message_primary == (
+        "Invalid durable function: the argument starts with { but is not valid JSON")
+    error = _error(linked, "SELECT df.start('SELECT 1', database => 'nowhere', transaction_mode => 'new')")
+    assert error.diag.message_primary == 'database "nowhere" does not exist'
+    with connect(linked) as conn:
+        # the failed calls left no loopback connection open in the session
+        assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
+
+
+def test_a_start_waiting_for_the_callers_locks_times_out(linked: str) -> None:
+    with connect(linked) as conn, conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL lock_timeout = '500ms'")
+        conn.execute("SELECT df.install_plan(%s)", (json.dumps(single("SELECT 1", "busy")),))
+        with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
+            conn.execute("SELECT df.start(%s, transaction_mode => 'new')",
+                         (json.dumps(single("SELECT 2", "busy")),))
+    assert "waited for a lock this transaction holds" in str(caught.value.diag.message_primary)
+    assert "Commit first" in str(caught.value.diag.message_hint)
+
+
+def test_without_dblink(dsn: str) -> None:
+    error = _error(dsn, "SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert error.diag.message_primary is not None
+    assert error.diag.message_primary.startswith(
+        "df.start() with transaction_mode => 'new' needs the dblink extension, which is not installed")
+    assert error.diag.message_hint is not None
+    assert "CREATE EXTENSION dblink" in error.diag.message_hint
+
+
+def test_non_superuser_without_a_mapping(linked: str, plain_role: str) -> None:
+    error = _error(plain_role, "SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert error.diag.message_primary == (
+        f"df.start() with transaction_mode => 'new' needs the dblink extension, which role \"{ROLE}\" "
+        "may not use")
+    assert f"GRANT USAGE ON SCHEMA links TO {ROLE};" in str(error.diag.message_hint)
+    with psycopg.connect(linked, autocommit=True) as admin:
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA links TO {}").format(sql.Identifier(ROLE)))
+    error = _error(plain_role, "SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert error.diag.message_primary == (
+        "df.start() with transaction_mode => 'new' needs the foreign server df_loopback and a "
+        f'user mapping for role "{ROLE}"')
+    hint = str(error.diag.message_hint)
+    assert "CREATE SERVER df_loopback FOREIGN DATA WRAPPER dblink_fdw" in hint
+    assert f"CREATE USER MAPPING FOR {ROLE} SERVER df_loopback OPTIONS (user '{ROLE}'" in hint
+    with psycopg.connect(linked, autocommit=True) as admin:
+        admin.execute("CREATE SERVER df_loopback FOREIGN DATA WRAPPER dblink_fdw")
+    error = _error(plain_role, "SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert error.diag.message_primary == (
+        "df.start() with transaction_mode => 'new' needs a user mapping for role "
+        f'"{ROLE}" on the foreign server df_loopback')
+    assert "CREATE SERVER" not in str(error.diag.message_hint)
+    assert f"CREATE USER MAPPING FOR {ROLE}" in str(error.diag.message_hint)
+
+
+def test_refused_inside_a_workflow(linked: str) -> None:
+    plan = single("SELECT df.start('SELECT 1', transaction_mode => 'new')", "nested")
+    with running_worker(linked):
+        with connect(linked) as conn:
+            row = conn.execute("SELECT df.start(%s)", (json.dumps(plan),)).fetchone()
+        assert row is not None
+        assert wait(linked, row[0]) == "failed"
+    with connect(linked) as conn:
+        output = conn.execute("SELECT output FROM df.instances WHERE id = %s", (row[0],)).fetchone()
+        count = conn.execute("SELECT count(*) FROM df.instances").fetchone()
+    assert output is not None
+    assert ("df.start() with transaction_mode => 'new' cannot be called inside a workflow"
+            in str(output[0]))
+    assert count == (1,)
