@@ -674,11 +674,16 @@ DECLARE
     v_setup text;
     v_user text;
     v_db text;
-    v_state text;
     v_message text;
     v_detail text;
     v_admin text;
     v_leftover boolean;
+    v_done boolean;
+    v_pid integer;
+    v_functions text[] := ARRAY['dblink_connect(text, text)', 'dblink(text, text)',
+                                'dblink_send_query(text, text)', 'dblink_is_busy(text)',
+                                'dblink_get_result(text)', 'dblink_cancel_query(text)',
+                                'dblink_disconnect(text)', 'dblink_get_connections()'];
 BEGIN
     IF fut IS NULL THEN
         RAISE EXCEPTION 'Invalid durable function: fut is NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -707,14 +712,14 @@ BEGIN
                 HINT = format('An administrator runs CREATE EXTENSION dblink; in database %I (dblink is one of PostgreSQL''s contrib modules), or call df.start with transaction_mode => ''caller'' and commit.', current_database());
         END IF;
         IF NOT has_schema_privilege(v_dblink, 'USAGE')
-           OR NOT has_function_privilege(format('%I.dblink_connect(text, text)', v_dblink), 'EXECUTE')
-           OR NOT has_function_privilege(format('%I.dblink(text, text)', v_dblink), 'EXECUTE')
-           OR NOT has_function_privilege(format('%I.dblink_disconnect(text)', v_dblink), 'EXECUTE')
-           OR NOT has_function_privilege(format('%I.dblink_get_connections()', v_dblink), 'EXECUTE') THEN
+           OR EXISTS (SELECT 1 FROM unnest(v_functions) f
+                       WHERE NOT has_function_privilege(format('%I.%s', v_dblink, f), 'EXECUTE')) THEN
             RAISE EXCEPTION '% needs the dblink extension, which role "%" may not use', v_new, v_role
                 USING ERRCODE = 'insufficient_privilege',
-                HINT = format('An administrator runs GRANT USAGE ON SCHEMA %1$I TO %2$I; GRANT EXECUTE ON FUNCTION %1$I.dblink_connect(text, text), %1$I.dblink(text, text), %1$I.dblink_disconnect(text), %1$I.dblink_get_connections() TO %2$I;',
-                              v_dblink, v_role);
+                HINT = format('An administrator runs GRANT USAGE ON SCHEMA %I TO %I; GRANT EXECUTE ON FUNCTION %s TO %I;',
+                              v_dblink, v_role,
+                              (SELECT string_agg(format('%I.%s', v_dblink, f), ', ') FROM unnest(v_functions) f),
+                              v_role);
         END IF;
         -- what an administrator runs to let this role in with its password
         v_admin := format('CREATE SERVER df_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host %L, port %L, dbname %L); '
@@ -777,7 +782,7 @@ BEGIN
         END;
         BEGIN
             v_setup := format(
-                'SELECT current_user::text, current_database()::text FROM (SELECT '
+                'SELECT current_user::text, current_database()::text, pg_catalog.pg_backend_pid() FROM (SELECT '
                 'pg_catalog.set_config(''search_path'', %L, false), '
                 'pg_catalog.set_config(''lock_timeout'', %L, false), '
                 'pg_catalog.set_config(''statement_timeout'', %L, false), '
@@ -785,8 +790,8 @@ BEGIN
                 v_search_path,
                 CASE current_setting('lock_timeout') WHEN '0' THEN '30s' ELSE current_setting('lock_timeout') END,
                 CASE current_setting('statement_timeout') WHEN '0' THEN '30s' ELSE current_setting('statement_timeout') END);
-            EXECUTE format('SELECT u, d FROM %I.dblink($1, $2) AS r(u text, d text)', v_dblink)
-                INTO v_user, v_db USING v_link, v_setup;
+            EXECUTE format('SELECT u, d, p FROM %I.dblink($1, $2) AS r(u text, d text, p integer)', v_dblink)
+                INTO v_user, v_db, v_pid USING v_link, v_setup;
             IF v_user IS DISTINCT FROM v_role OR v_db IS DISTINCT FROM current_database() THEN
                 RAISE EXCEPTION '% connected back as role "%" to database "%", not as "%" to "%"',
                     v_new, v_user, v_db, v_role, current_database()
@@ -794,16 +799,25 @@ BEGIN
                     HINT = format('The foreign server df_loopback must name this database (dbname %L) and the user mapping for %I the role itself (user %L).',
                                   current_database(), v_role, v_role);
             END IF;
-            EXECUTE format('SELECT id FROM %I.dblink($1, $2) AS r(id text)', v_dblink)
-                INTO v_id USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
+            EXECUTE format('SELECT %I.dblink_send_query($1, $2)', v_dblink)
+                USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
+            -- the new transaction may need a lock this one holds (a plan stored or a runner
+            -- created here): neither would ever give way, and PostgreSQL cannot see that
+            LOOP
+                EXECUTE format('SELECT %I.dblink_is_busy($1) = 0', v_dblink) INTO v_done USING v_link;
+                EXIT WHEN v_done;
+                IF pg_backend_pid() = ANY (pg_blocking_pids(v_pid)) THEN
+                    EXECUTE format('SELECT %I.dblink_cancel_query($1)', v_dblink) USING v_link;
+                    RAISE EXCEPTION '% would wait for a lock this transaction holds', v_new
+                        USING ERRCODE = 'lock_not_available',
+                        HINT = 'The new transaction cannot go on before this one ends: this one stored a plan of the same name (every single-statement start is named sql) or created the role''s step runner. Commit first, or use transaction_mode => ''caller''.';
+                END IF;
+                PERFORM pg_sleep(0.002);
+            END LOOP;
+            EXECUTE format('SELECT id FROM %I.dblink_get_result($1) AS r(id text)', v_dblink)
+                INTO v_id USING v_link;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
             EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
-            IF v_state = '55P03' THEN
-                RAISE EXCEPTION '%: % waited for a lock this transaction holds', v_message, v_new
-                    USING ERRCODE = v_state,
-                    HINT = 'The new transaction cannot see what this one has not committed (a plan it installed, a workflow it started). Commit first, or use transaction_mode => ''caller''.';
-            END IF;
             RAISE;
         END;
         EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;

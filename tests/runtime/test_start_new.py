@@ -112,24 +112,30 @@ def test_installed_plan_by_name_and_label(linked: str) -> None:
 
 
 def test_remote_errors_pass_through(linked: str) -> None:
-    error = _error(linked, "SELECT df.start('{oops', transaction_mode => 'new')")
-    assert error.diag.message_primary == (
-        "Invalid durable function: the argument starts with { but is not valid JSON")
-    error = _error(linked, "SELECT df.start('SELECT 1', database => 'nowhere', transaction_mode => 'new')")
-    assert error.diag.message_primary == 'database "nowhere" does not exist'
     with connect(linked) as conn:
+        conn.autocommit = True
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as bad_plan:
+            conn.execute("SELECT df.start('{oops', transaction_mode => 'new')")
+        with pytest.raises(psycopg.errors.InvalidCatalogName) as bad_database:
+            conn.execute("SELECT df.start('SELECT 1', database => 'nowhere', transaction_mode => 'new')")
         # the failed calls left no loopback connection open in the session
         assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
+    assert bad_plan.value.diag.message_primary == (
+        "Invalid durable function: the argument starts with { but is not valid JSON")
+    assert bad_database.value.diag.message_primary == 'database "nowhere" does not exist'
 
 
-def test_a_start_waiting_for_the_callers_locks_times_out(linked: str) -> None:
-    with connect(linked) as conn, conn.transaction(force_rollback=True):
-        conn.execute("SET LOCAL lock_timeout = '500ms'")
-        conn.execute("SELECT df.install_plan(%s)", (json.dumps(single("SELECT 1", "busy")),))
-        with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
-            conn.execute("SELECT df.start(%s, transaction_mode => 'new')",
-                         (json.dumps(single("SELECT 2", "busy")),))
-    assert "waited for a lock this transaction holds" in str(caught.value.diag.message_primary)
+def test_a_start_that_would_wait_for_the_callers_locks_is_refused(linked: str) -> None:
+    with connect(linked) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL lock_timeout = '20s'")  # only if the wait went unnoticed
+            conn.execute("SELECT df.start('SELECT 1')")  # stores the plan 'sql' in this transaction
+            with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
+                conn.execute("SELECT df.start('SELECT 2', transaction_mode => 'new')")
+        assert conn.execute("SELECT count(*) FROM df.instances").fetchone() == (0,)
+        assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
+    assert caught.value.diag.message_primary == (
+        "df.start() with transaction_mode => 'new' would wait for a lock this transaction holds")
     assert "Commit first" in str(caught.value.diag.message_hint)
 
 
