@@ -5,8 +5,9 @@ connection options, so that ``RESET ALL`` after a step returns to them. JSON num
 as ``Decimal`` to keep numeric values exact.
 
 Worker sessions are :class:`WorkerConnection` objects, which let the store hold back writes whose
-results nobody reads until the next statement or the end of the transaction, and send them in the
-same round trip: a step costs a handful of round trips instead of one per statement.
+results nobody reads until the next statement or the end of the transaction, and send them as one
+``df._apply`` call in the same round trip: a step costs two or three round trips instead of one per
+statement.
 """
 
 from __future__ import annotations
@@ -116,12 +117,13 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
 class WorkerConnection(psycopg.Connection[TupleRow]):
     """A worker session that packs a step's statements into few round trips.
 
-    * Inside a ``transaction()`` block the store may :meth:`hold` a write (its SQL with the values
-      bound) instead of executing it. Held writes travel in front of the store's next statement
-      in one simple-protocol message, or with the block's ``COMMIT``. Statements keep their
-      order; only their packaging changes. A nested block (a savepoint) first sends what was
-      held before it; a block that fails drops what was held inside it, as PostgreSQL drops the
-      effects.
+    * Inside a ``transaction()`` block the store may :meth:`hold` a write (an operation of
+      ``df._apply``, see ``sql/schema.sql``) instead of executing it. Held writes travel as one
+      ``df._apply`` call in front of the store's next statement in one simple-protocol message,
+      or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
+      nested block (a savepoint) first sends what was held before it; a block that fails drops
+      what was held inside it, as PostgreSQL drops the effects. The id of a task inserted with
+      the ``next`` flag is kept in :attr:`next_task` (the step the worker goes on with).
     * With :attr:`chain` set, a commit also opens the next transaction (``COMMIT; BEGIN``), which
       the next ``transaction()`` block adopts instead of sending ``BEGIN`` again. The open,
       still empty transaction holds no snapshot and no locks; any statement outside a block
@@ -131,7 +133,11 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.chain = False
-        self._held: list[bytes] = []
+        self._held: list[list[Any]] = []
+        # where take_held put the df._apply call in the statements it returned (-1: none)
+        self.apply_at = -1
+        # the task df._apply inserted with the `next` flag in this transaction, if any
+        self.next_task: int | None = None
         self._blocks = 0
         self._open = False  # an empty transaction opened by the last commit (see chain)
         self._binder: ClientCursor[TupleRow] | None = None
@@ -222,16 +228,36 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             return self._escape.escape_literal(value.isoformat().encode())
         return None
 
-    def hold(self, statement: bytes) -> None:
-        self._held.append(statement)
+    def hold(self, op: list[Any]) -> None:
+        """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
+        self._held.append(op)
 
     def take_held(self) -> list[bytes]:
-        """The held statements; the caller sends them ahead of its own."""
-        held, self._held = self._held, []
+        """The statements to send ahead of the caller's own (the held writes as one df._apply
+        call); :attr:`apply_at` tells where that call is in the list (-1: none)."""
+        statements: list[bytes] = []
+        self.apply_at = -1
         if self._open and not self._blocks:
-            held.insert(0, b"COMMIT")  # a statement outside any block: not in the empty one
+            statements.append(b"COMMIT")  # a statement outside any block: not in the empty one
             self._open = False
-        return held
+        if self._held:
+            ops, self._held = self._held, []
+            self.apply_at = len(statements)
+            statements.append(self.bind("apply", {"ops": Json(ops, dumps=dumps)}))
+        return statements
+
+    def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes],
+                  apply_at: int = -1) -> None:
+        """Send ``statements`` in one message and leave ``cur`` on the last result; the result
+        of the df._apply call at ``apply_at`` goes to :attr:`next_task`."""
+        cur.execute(b"; ".join(statements))
+        for index in range(len(statements)):
+            if index == apply_at:
+                row = cur.fetchone()
+                if row is not None and row[0] is not None:
+                    self.next_task = int(row[0])
+            if index < len(statements) - 1:
+                cur.nextset()
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         # a statement of the session's own comes after the writes held before it
@@ -242,7 +268,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         held = self.take_held()
         if held:
             with super().cursor() as cur:
-                cur.execute(b"; ".join(held))
+                self.run_batch(cur, held, self.apply_at)
 
     @contextmanager
     def transaction(self, savepoint_name: str | None = None,
@@ -275,17 +301,19 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._blocks += 1
         outer = Transaction(self)
         self._forget_locks()
+        self.next_task = None
         try:
             yield outer
             self._forget_locks()
+            held = self.take_held()
             tail = [b"COMMIT", b"BEGIN"] if self.chain else [b"COMMIT"]
             with super().cursor() as cur:
-                cur.execute(b"; ".join([*self._held, *tail]))
-            self._held = []
+                self.run_batch(cur, [*held, *tail], self.apply_at)
             self._open = self.chain
         except BaseException:
             self._held.clear()
             self._open = False
+            self.next_task = None
             self._forget_locks()
             self._distrust_statements()
             if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:

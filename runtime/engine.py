@@ -77,6 +77,15 @@ class Deferred:
     """A leaf that is busy elsewhere: its task stays as it is (already postponed)."""
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A leaf's attempt failed and took only its own effects with it (its task is still held):
+    try it again later, or fail the node, in the same transaction."""
+
+    message: str
+    retryable: bool = False
+
+
 class OutsideTransaction(Exception):
     """A statement that cannot run in a transaction block: the worker runs it on its own,
     at least once, then records the outcome (see Worker._run_outside)."""
@@ -90,7 +99,8 @@ class OutsideTransaction(Exception):
 
 
 class StepFailed(Exception):
-    """The user's SQL failed: its transaction is lost, the failure is recorded in a new one."""
+    """The user's SQL was cancelled or refused: its transaction is lost, the failure is
+    recorded in a new one. (Ordinary failures are :class:`Failed` results.)"""
 
     def __init__(self, task_id: int, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
@@ -117,7 +127,8 @@ class Executor(Protocol):
     def on_child(self, ctx: Context, node: Node, task: Task, branch: int,
                  outcome: Outcome) -> Outcome | None: ...
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred: ...
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred | Failed:
+        ...
 
 
 class Context:
@@ -141,6 +152,21 @@ class Context:
         # visible to other workers before a long statement starts
         self.stop_chain = False
         self.clock = settings.clock
+        # The step the worker may go on with right after this transaction, without claiming it:
+        # the first ready task this step created, when it is a transactional SQL step due now
+        # (see runtime.worker). ``ready_count`` tells whether it was the only one.
+        self.next_step: Task | None = None
+        self.ready_count = 0
+        # set by the worker for such a step: its task is not locked yet (the SQL executor takes
+        # it in the step's statement); ``lost`` when someone else had it
+        self.lock_first = False
+        self.lost = False
+
+    def begin_step(self) -> None:
+        """Reuse this context for another step of the same instance."""
+        self.woke_others = self.ran_sql = self.stop_chain = self.lost = False
+        self.next_step = None
+        self.ready_count = 0
 
     # --- creating activations ---------------------------------------------------------------
 
@@ -149,10 +175,17 @@ class Context:
                    state: dict[str, Any] | None = None) -> None:
         if delay > 0:
             self.woke_others = True
+        full_state = {"activated": True, **(state or {})}
+        following = (self.ready_count == 0 and delay <= 0 and node.kind == "sql"
+                     and node.spec.get("transactional", True))
+        self.ready_count += 1
+        if following:
+            self.next_step = Task(0, self.instance.id, node.id, parent_id, branch, "ready", scope,
+                                  full_state)
         self.store.insert_task(
             instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
-            status="ready", scope=scope, state={"activated": True, **(state or {})}, delay=delay,
-            want_id=False,
+            status="ready", scope=scope, state=full_state, delay=delay, want_id=False,
+            next_step=following,
         )
 
     def waiting_task(self, node: Node, parent_id: int | None, branch: int,
@@ -292,6 +325,9 @@ class Context:
             return
         result = self.executors[node.kind].run(self, node, task)
         if isinstance(result, Deferred):
+            return
+        if isinstance(result, Failed):
+            self.step_failed(task, result.message, result.retryable)
             return
         if isinstance(result, Reschedule):
             self.store.delete_task(task.id)

@@ -14,11 +14,12 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from runtime.backoff import is_transient_sql_error
+from runtime.backoff import is_transient_sql_error, is_transient_sqlstate
 from runtime.engine import (
     Context,
     Deferred,
     Executor,
+    Failed,
     Outcome,
     OutsideTransaction,
     Reschedule,
@@ -63,7 +64,7 @@ def _started(ctx: Context, task: Task, outcome: Outcome | None) -> Outcome | Non
 class _Compound:
     leaf = False
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred | Failed:
         raise AssertionError(f"{node.kind} nodes are not run by workers")
 
 
@@ -115,28 +116,30 @@ class SqlExecutor(_Leaf):
         ctx.ready_task(node, parent_id, branch, {k: v for k, v in scope.items() if k in wanted})
         return None
 
-    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred:
+    def run(self, ctx: Context, node: Node, task: Task) -> Outcome | Reschedule | Deferred | Failed:
+        store = ctx.store
         try:
             sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
         except SubstitutionError as exc:
+            if ctx.lock_first and store.claim(task_id=task.id) is None:
+                ctx.lost = True
+                return Deferred()
             return Outcome.error(str(exc))
         if not node.spec.get("transactional", True):
             return self._outside(ctx, task, sql)
-        store = ctx.store
-        ctx.ran_sql = True
         # substituted values are literals and cannot change the kind of statement, so one
         # classification serves every instance with the same step text, variables and label
-        key = (node.spec["sql"], ctx.instance.label,
-               tuple(sorted((k, str(v)) for k, v in ctx.instance.vars.items())))
+        key = (node.spec["sql"], ctx.instance.label, ctx.instance.vars_key)
         rows_wanted = self._kinds.get(key)
         if rows_wanted is None:
             rows_wanted = self._kinds[key] = returns_rows(sql)
             if len(self._kinds) > 10_000:
                 self._kinds.clear()
         try:
-            # the parent is locked next anyway (when the outcome goes up): in the same message
-            rows = store.run_step(ctx.instance.role_oid, sql, rows_wanted,
-                                  ctx.instance.search_path, then_lock=task.parent_id)
+            # the parent is locked next anyway (when the outcome goes up): in the same statement
+            run = store.run_step(task.id, ctx.instance.role_oid, sql, rows_wanted,
+                                 ctx.instance.search_path, lock=ctx.lock_first,
+                                 then_lock=task.parent_id)
         except psycopg.errors.QueryCanceled as exc:
             # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
             if store.conn.broken:
@@ -153,8 +156,17 @@ class SqlExecutor(_Leaf):
             # the step's transaction is aborted: the worker records the failure in a new one
             raise StepFailed(task.id, f"SQL execution failed: {message}",
                              retryable=is_transient_sql_error(exc)) from exc
-        return Outcome.ok({"rows": rows, "row_count": len(rows)})
-
+        if not run.got:
+            ctx.lost = True
+            return Deferred()
+        ctx.ran_sql = True
+        if run.state is not None:
+            task.state = run.state
+        if run.error is not None:
+            # only the step's own effects were rolled back: its task is still held, so the
+            # attempt is counted and its backoff applies before anyone runs it again
+            return Failed(f"SQL execution failed: {run.error}", is_transient_sqlstate(run.sqlstate))
+        return Outcome.ok({"rows": run.rows, "row_count": len(run.rows)})
 
     @staticmethod
     def _outside(ctx: Context, task: Task, sql: str) -> Outcome | Deferred:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -46,11 +47,18 @@ class Instance:
     vars: dict[str, str]
     root_node: str
 
+    @cached_property
+    def vars_key(self) -> tuple[tuple[str, str], ...]:
+        """The variables as a hashable key."""
+        return tuple(sorted((k, str(v)) for k, v in self.vars.items()))
+
 
 @dataclass(frozen=True)
 class Claim:
     task: Task
     instance: Instance
+    # False for a step the worker goes on with without claiming it: its statement locks it
+    locked: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,18 @@ class Compensation:
     id: int
     undo_node: str
     scope: dict[str, JSON]
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What running a SQL step gave: ``got`` is False when the task was not taken (``lock``);
+    ``error``/``sqlstate`` tell a failed step (its effects rolled back, its task still locked)."""
+
+    got: bool
+    state: dict[str, Any] | None
+    rows: list[JSON]
+    error: str | None
+    sqlstate: str | None
 
 
 @dataclass(frozen=True)
@@ -123,19 +143,20 @@ class Store:
         if not held:
             cur.execute(query(name), params)
             return
-        assert isinstance(self.conn, WorkerConnection)
-        cur.execute(b"; ".join([*held, self.conn.bind(name, params)]))
-        while cur.nextset():
-            pass  # the result of interest is the last one
+        conn = self.conn
+        assert isinstance(conn, WorkerConnection)
+        conn.run_batch(cur, [*held, conn.bind(name, params)], conn.apply_at)
 
-    def _write(self, name: str, params: dict[str, Any]) -> None:
-        """A write whose outcome nobody reads: held back to travel with the next statement
-        when the connection allows it (see runtime.connection.WorkerConnection)."""
-        if isinstance(self.conn, WorkerConnection) and self.conn.holding:
-            task_id = params.get("id")
-            if isinstance(task_id, int):
-                self.conn.locked.pop(task_id, None)  # a write to a task locked ahead
-            self.conn.hold(self.conn.bind(name, params))
+    def _write(self, op: list[Any], name: str, params: dict[str, Any],
+               task_id: int | None = None) -> None:
+        """A write whose outcome nobody reads: held back as a df._apply operation ``op`` to
+        travel with the next statement when the connection allows it (see
+        runtime.connection.WorkerConnection), else the named query at once."""
+        conn = self.conn
+        if isinstance(conn, WorkerConnection) and conn.holding:
+            if task_id is not None:
+                conn.locked.pop(task_id, None)  # a write to a task locked ahead
+            conn.hold(op)
         else:
             self._run(name, params)
 
@@ -179,7 +200,7 @@ class Store:
         return StoredPlan(row["id"], row["name"], row["version"], row["plan"])
 
     def mark_running(self, instance_id: str) -> None:
-        self._write("mark_instance_running", {"id": instance_id})
+        self._write(["running", instance_id], "mark_instance_running", {"id": instance_id})
 
     # --- activations ------------------------------------------------------------------------
 
@@ -202,30 +223,39 @@ class Store:
         state: dict[str, Any],
         delay: float = 0.0,
         want_id: bool = True,
+        next_step: bool = False,
     ) -> int | None:
-        """Insert an activation, due ``delay`` seconds from now on the store's clock."""
+        """Insert an activation, due ``delay`` seconds from now on the store's clock.
+        ``next_step``: the step the worker goes on with after this transaction (its id is
+        then the connection's ``next_task``)."""
+        run_at = self.clock.now() + timedelta(seconds=delay) if delay > 0 else None
         params = {
                 "instance_id": instance_id,
                 "node_id": node_id,
                 "parent_id": parent_id,
                 "branch": branch,
                 "status": status,
-                "run_at": self.clock.now() + timedelta(seconds=delay) if delay > 0 else None,
+                "run_at": run_at,
                 "scope": _json(scope),
                 "state": _json(state),
         }
         if not want_id:
-            self._write("insert_task", params)
+            if next_step and isinstance(self.conn, WorkerConnection):
+                self.conn.next_task = None  # set again when this insert is sent
+            self._write(["insert", instance_id, node_id, parent_id, branch, status,
+                         None if run_at is None else run_at.isoformat(), scope, state, next_step],
+                        "insert_task", params)
             return None
         row = self._one("insert_task", params)
         assert row is not None
         return int(row["id"])
 
     def update_task_state(self, task_id: int, state: dict[str, Any]) -> None:
-        self._write("update_task_state", {"id": task_id, "state": _json(state)})
+        self._write(["state", task_id, state], "update_task_state",
+                    {"id": task_id, "state": _json(state)}, task_id)
 
     def delete_task(self, task_id: int) -> None:
-        self._write("delete_task", {"id": task_id})
+        self._write(["delete", task_id], "delete_task", {"id": task_id}, task_id)
 
     def delete_subtrees(self, task_ids: list[int]) -> None:
         if task_ids:
@@ -264,10 +294,12 @@ class Store:
     # --- node and instance status -----------------------------------------------------------
 
     def node_started(self, instance_id: str, node_id: str) -> None:
-        self._write("node_started", {"instance_id": instance_id, "node_id": node_id})
+        self._write(["started", instance_id, node_id], "node_started",
+                    {"instance_id": instance_id, "node_id": node_id})
 
     def node_finished(self, instance_id: str, node_id: str, status: str, result: JSON) -> None:
         self._write(
+            ["finished", instance_id, node_id, status, result],
             "node_finished",
             {"instance_id": instance_id, "node_id": node_id, "status": status,
              "result": _jsonb(result)},
@@ -324,35 +356,41 @@ class Store:
 
     # --- executing user SQL -----------------------------------------------------------------
 
-    def run_step(self, role_oid: int, sql: str, returns_rows: bool, search_path: str,
-                 then_lock: int | None = None) -> list[JSON]:
-        """Run a step's SQL as the role. ``then_lock``: a task to lock (lock_task) in the same
-        round trip once the step has run; lock_task then answers from that."""
-        params = {"role": role_oid, "sql": sql, "returns_rows": returns_rows,
-                  "search_path": search_path}
+    def run_step(self, task_id: int, role_oid: int, sql: str, returns_rows: bool,
+                 search_path: str, *, lock: bool = False, then_lock: int | None = None) -> StepRun:
+        """Run a step's SQL as the role, in one statement (df._run_step_task). ``lock``: take
+        the task first (skipped, ``got`` False, when it is held elsewhere or no longer due);
+        ``then_lock``: a task to lock once the step has run (lock_task then answers from
+        that). A failing step is reported, not raised: its effects are rolled back, its task
+        stays locked. A cancelled statement (and a refused step) raises."""
         conn = self.conn
+        params = {"task": task_id, "lock": lock, "now": self.clock.now(), "role": role_oid,
+                  "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
+                  "parent": then_lock}
         if isinstance(conn, WorkerConnection):
             # held writes go out first, on their own: a failure in the step's message is the
             # step's failure
             conn.send_held()
+            conn.locked.clear()
         if self.step_guard is not None:
             self.step_guard(True)
         try:
-            if isinstance(conn, WorkerConnection) and conn.holding and then_lock is not None:
-                message = [conn.bind("run_step", params),
-                           conn.bind("lock_task", {"id": then_lock})]
-                with conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(b"; ".join(message))
-                    rows = [row["r"] for row in cur.fetchall()]
-                    cur.nextset()
-                    conn.locked[then_lock] = cur.fetchone()
-                return rows
             with conn.cursor() as cur:
-                cur.execute(query("run_step"), params)
-                return [row[0] for row in cur.fetchall()]
+                if isinstance(conn, WorkerConnection):
+                    cur.execute(conn.bind("run_step", params))
+                else:
+                    cur.execute(query("run_step"), params)
+                row = cur.fetchone()
         finally:
             if self.step_guard is not None:
                 self.step_guard(False)
+        assert row is not None
+        got, state, rows, error, sqlstate, parent = row
+        if not got:
+            return StepRun(False, None, [], None, None)
+        if isinstance(conn, WorkerConnection) and then_lock is not None and error is None:
+            conn.locked[then_lock] = parent
+        return StepRun(True, state, rows if rows is not None else [], error, sqlstate)
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:

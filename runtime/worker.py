@@ -28,7 +28,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -36,13 +36,13 @@ from typing import Any
 import psycopg
 
 from runtime.clock import Clock, RealClock
-from runtime.connection import connect
+from runtime.connection import WorkerConnection, connect
 from runtime.engine import Context, Outcome, OutsideTransaction, Settings, StepFailed
 from runtime.executors import EXECUTORS
 from runtime.http_client import HttpSettings
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
-from runtime.store import Claim, Store
+from runtime.store import Claim, Store, Task
 
 log = logging.getLogger("dfc.worker")
 
@@ -52,6 +52,9 @@ MAX_IDLE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10.0
 # Tasks that run no SQL (starting compound nodes, finished timers) chained into one transaction.
 MAX_CHAINED_TASKS = 64
+# Steps an executor goes on with, one after the other, without going back to the queue (the
+# next step of the same instance, see Worker._following): then it claims the oldest due task.
+MAX_FOLLOWING_STEPS = 100
 
 
 @dataclass
@@ -77,6 +80,10 @@ class _Slot:
     node_id: str | None = None
     cancelled: bool = False
     in_sql: bool = False
+    # the context of the step just run, when its only new task is a SQL step to go on with
+    next_ctx: Context | None = None
+    following: int = 0  # steps gone on with since the last claim
+    lost: bool = False  # the step to go on with was taken by someone else
 
 
 class Worker:
@@ -274,8 +281,9 @@ class Worker:
         slot = slot or _Slot()
         store.step_guard = lambda entering: self._guard(slot, entering)
         try:
+            following = self._following(conn, slot)
             with conn.transaction():
-                claim = store.claim()
+                claim = following or store.claim()
                 if claim is None:
                     return False
                 self._run_claims(store, claim, slot)
@@ -301,10 +309,32 @@ class Worker:
                                           f"internal error in the dfc worker: {exc}")
         finally:
             self._busy(slot, None, None, None)
+        if slot.lost:
+            slot.lost = False
+            return True  # nothing ran: claim instead
         self.steps_done += 1
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
         return True
+
+    def _following(self, conn: psycopg.Connection[Any], slot: _Slot) -> Claim | None:
+        """The step to go on with, without claiming it: the SQL step that the step just
+        committed created as its only new task, due now (its id came back with the commit).
+        Other workers are not told about it; if one of them takes it all the same, the step's
+        statement finds it locked and nothing runs (``slot.lost``)."""
+        ctx, slot.next_ctx = slot.next_ctx, None
+        if ctx is None or ctx.next_step is None or not isinstance(conn, WorkerConnection) \
+                or conn.next_task is None or slot.following >= MAX_FOLLOWING_STEPS:
+            slot.following = 0
+            return None
+        slot.following += 1
+        step = ctx.next_step
+        task = Task(conn.next_task, step.instance_id, step.node_id, step.parent_id, step.branch,
+                    "ready", step.scope, step.state)
+        instance = ctx.instance
+        if instance.status == "pending":
+            instance = replace(instance, status="running")  # marked by the step before
+        return Claim(task, instance, locked=False)
 
     def _run_outside(self, conn: psycopg.Connection[Any], request: OutsideTransaction) -> None:
         """Run a non-transactional statement (at least once), then record its outcome. A session
@@ -396,6 +426,8 @@ class Worker:
         due task in the same transaction (a start and its first step commit together)."""
         woke = False
         current: Claim | None = claim
+        slot.next_ctx = None
+        ctx: Context | None = None
         for _ in range(MAX_CHAINED_TASKS):
             if current is None:
                 break
@@ -409,7 +441,11 @@ class Worker:
             self._busy(slot, store.conn, current.instance.id, current.task.id,
                        current.task.node_id)
             if current is claim:
+                ctx.lock_first = not claim.locked
                 ctx.run_task(current.task)
+                if ctx.lost:
+                    slot.lost = True
+                    return
             else:
                 # a chained step must fail alone, not take the earlier work of this
                 # transaction with it
@@ -428,3 +464,5 @@ class Worker:
             current = store.claim(instance_id=claim.instance.id)
         if woke:
             store.notify(claim.instance.id)
+        elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None:
+            slot.next_ctx = ctx  # go on with that step once this transaction commits

@@ -175,7 +175,17 @@ UPDATE df.instances
  WHERE id = %(id)s AND status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[]);
 
 -- name: run_step
-SELECT r FROM df._run_step(%(role)s::oid::regrole, %(sql)s, %(returns_rows)s, %(search_path)s) AS r;
+-- A SQL step (df._run_step_task): `lock` takes the task first (a step the worker goes on with
+-- without claiming it); a failing step is reported in error_message/error_state, its task still
+-- locked; `parent` is locked after a successful step (its outcome goes there next).
+SELECT s.got, s.task_state, s.result_rows, s.error_message, s.error_state, s.parent_row
+  FROM df._run_step_task(%(task)s::bigint, %(lock)s::boolean, %(now)s::timestamptz,
+                         %(role)s::oid::regrole, %(sql)s::text, %(returns_rows)s::boolean,
+                         %(search_path)s::text, %(parent)s::bigint) s;
+
+-- name: apply
+-- A step's held-back writes in one call (runtime/connection.py, WorkerConnection).
+SELECT df._apply(%(ops)s::json) AS next_task;
 
 -- name: reset_session
 -- After a failed step. Settings and temporary objects went with the rolled-back transaction;

@@ -89,7 +89,7 @@ def test_sigterm_finishes_the_step_in_flight(dsn: str) -> None:
         with connect(dsn) as conn:
             def sleeping() -> bool:
                 row = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                   "WHERE query LIKE '%%df._run_step%%' AND state = 'active' "
+                                   "WHERE query LIKE '%%run_step%%' AND state = 'active' "
                                    "AND datname = current_database() "
                                    "AND pid <> pg_backend_pid()").fetchone()
                 return bool(row and row[0])

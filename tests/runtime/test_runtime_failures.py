@@ -29,9 +29,9 @@ def test_transient_sql_error_is_retried_by_default(dsn: str) -> None:
     b = PlanBuilder()
     step = b.sql(transient_until_third("s1"))
     plan = b.build(b.seq(step, b.sql("SELECT currval('s1') AS n")))
-    # one executor: with two, the other may claim the step in the instant between a failed
-    # attempt's rollback and its bookkeeping (docs/runtime.md, "Retries")
-    with worker_on(dsn, clock, concurrency=1):
+    # two executors: a failed attempt is recorded while its task is still held, so the other
+    # one cannot run it again early (tests/runtime/test_step_failures.py)
+    with worker_on(dsn, clock, concurrency=2):
         instance = start(dsn, plan)
         assert drive(dsn, clock, instance, step=5) == "completed"
     assert scalar(dsn, "SELECT last_value FROM s1") == 3

@@ -110,16 +110,17 @@ def test_a_task_locked_with_the_step_is_read_fresh_after_a_write(dsn: str) -> No
         role = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
         assert role is not None
         with conn.transaction():
-            rows = store.run_step(role[0], "SELECT 7 AS n", True, "public", then_lock=task_id)
-            assert rows == [{"n": 7}]
+            run = store.run_step(task_id, role[0], "SELECT 7 AS n", True, "public",
+                                 then_lock=task_id)
+            assert run.got and run.rows == [{"n": 7}] and run.error is None
             locked = store.lock_task(task_id)  # answered from the step's round trip
             assert locked is not None and locked.id == task_id and locked.state == {}
-            store.run_step(role[0], "SELECT 1", True, "public", then_lock=task_id)
+            store.run_step(task_id, role[0], "SELECT 1", True, "public", then_lock=task_id)
             store.update_task_state(task_id, {"after": True})
             locked = store.lock_task(task_id)  # the held write makes it ask again
             assert locked is not None and locked.state == {"after": True}
         with pytest.raises(ZeroDivisionError), conn.transaction():
-            store.run_step(role[0], "SELECT 1", True, "public", then_lock=task_id)
+            store.run_step(task_id, role[0], "SELECT 1", True, "public", then_lock=task_id)
             raise ZeroDivisionError
         assert not conn.locked  # the lock went with the failed block
 
@@ -166,7 +167,7 @@ def test_batched_writes_use_prepared_statements_after_the_first_step(dsn: str) -
             with conn.transaction():
                 store.update_task_state(task_id, {"n": n, **TRICKY})
         names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()}
-        assert "dfc_update_task_state" in names
+        assert "dfc_apply" in names
         row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
         assert row is not None and row[0] == {"n": 2, **TRICKY}
 
