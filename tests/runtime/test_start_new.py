@@ -187,3 +187,32 @@ def test_refused_inside_a_workflow(linked: str) -> None:
     assert ("df.start() with transaction_mode => 'new' cannot be called inside a workflow"
             in str(output[0]))
     assert count == (1,)
+
+
+def test_a_role_name_that_needs_quoting(linked: str) -> None:
+    odd = "dfc new 'odd'\\role"
+    with psycopg.connect(linked, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (odd,)).fetchone() is None:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(odd)))
+    with running_worker(linked), connect(linked) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(odd)))
+        with conn.transaction(force_rollback=True):
+            row = conn.execute("SELECT df.start('SELECT current_user::text AS who', "
+                               "transaction_mode => 'new')").fetchone()
+        assert row is not None
+        assert wait(linked, row[0]) == "completed"
+        owner = conn.execute("SELECT submitted_by::text FROM df.instances WHERE id = %s", (row[0],)).fetchone()
+    assert owner == (sql.Identifier(odd).as_string(None),)
+    assert result(linked, row[0]) == {"rows": [{"who": odd}], "row_count": 1}
+
+
+def test_a_connection_left_by_a_cancelled_call_is_replaced(linked: str) -> None:
+    with connect(linked) as conn:
+        conn.autocommit = True
+        conn.execute("SELECT links.dblink_connect('df_start_new', format('host=%s port=%s dbname=%s user=%s', "
+                     "split_part(current_setting('unix_socket_directories'), ',', 1), "
+                     "current_setting('port'), current_database(), current_user))")
+        row = conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')").fetchone()
+        assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
+        assert row is not None
+        assert conn.execute("SELECT count(*) FROM df.instances WHERE id = %s", (row[0],)).fetchone() == (1,)
