@@ -1,4 +1,4 @@
-"""The LALR automaton of the grammar, driven by one tight loop that builds Lark's trees.
+"""The LALR automaton of the grammar, driven by one tight loop that builds trees or values.
 
 Lark's parser, its tables and its tree-building callbacks stay the definition: the tables are
 read from the Lark parser of :func:`compiler.parser.lark_parser`, and each rule's callback chain
@@ -11,12 +11,14 @@ several times the parse itself. The trees are equal to Lark's, node positions in
 
 Every tree's ``meta`` carries ``start_pos``/``end_pos`` and the 1-based ``line``/``column``/
 ``end_line``/``end_column`` of its first and last token, as Lark's ``propagate_positions``
-would set them, so lowering makes spans without searching for line numbers.
+would set them. Instead of trees, the caller may give one callback per rule that makes the
+rule's value from its kept children (Lark's Transformer-in-parser mode): lowering builds the
+IR that way (:mod:`compiler.lower`), without a tree in between.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -44,25 +46,11 @@ class _Reduce:
     size: int
     name: str  # the rule's name, for the goto table
     data: Any  # the tree's ``data`` exactly as Lark sets it (the alias, or the rule's name)
+    key: str  # ``data`` as a plain string, for looking up a callback
     pick: tuple[tuple[int, bool] | None, ...] | None
     single: bool  # ``?rule``: a lone kept child is handed up instead of a new tree
     inline: bool  # ``_rule``: its children are spliced into the parent, no tree is kept
     passthrough: bool
-
-
-class _Inline:
-    """The children of an inlined ``_rule`` on their way into the parent.
-
-    ``first`` and ``last`` are where its positions come from: the token or tree meta that
-    starts and ends it (kept as references, since few runs end up first or last in a parent).
-    """
-
-    __slots__ = ("children", "first", "last")
-
-    def __init__(self, children: list[Any], first: Any, last: Any) -> None:
-        self.children = children
-        self.first = first
-        self.last = last
 
 
 # An LALR action: (True, next_state) to shift, or (False, _Reduce) to reduce.
@@ -154,6 +142,7 @@ def _reduce(rule: Any, callback: Any) -> _Reduce:
         size=size,
         name=name,
         data=builder.args[0],
+        key=str(builder.args[0]),
         pick=pick,
         single=single,
         inline=name.startswith("_"),
@@ -163,12 +152,24 @@ def _reduce(rule: Any, callback: Any) -> _Reduce:
 
 _new_tree = object.__new__
 
+# The first or last token of a rule's span. Lark types a token's positions as optional; every
+# token the lexer makes has them all.
+Bound = Any
+# A rule's value made by the caller instead of a tree: from the kept children, and the first and
+# last token the rule spans (for positions).
+Callback = Callable[[list[Any], Bound, Bound], Any]
 
-def drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
+
+def drive(
+    tokens: list[Token], *, complete: bool, callbacks: Mapping[str, Callback] | None = None
+) -> Any:
     """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
 
-    With ``complete=False`` only the tokens are fed (no end of statement), to find a syntax
-    error before a lexical one; the result is then None.
+    Without ``callbacks`` each rule makes Lark's tree and the result is the statement's tree;
+    with them, each rule's value is ``callbacks[name](kept_children, first, last)`` (``name``
+    is the tree's ``data``, an alias or the rule's name) and the result is the top rule's
+    value. With ``complete=False`` only the tokens are fed (no end of statement), to find a
+    syntax error before a lexical one; the result is then None.
     """
     table = tables()
     actions = table.actions
@@ -177,6 +178,9 @@ def drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
     end_state = table.end
     state_stack = [table.start]
     value_stack: list[Any] = []
+    # The first and last token of each value on the stack: where its positions come from.
+    firsts: list[Bound] = []
+    lasts: list[Bound] = []
     stream: Iterable[Token] = tokens
     if complete:
         stream = [*tokens, Token.new_borrow_pos("$END", "", tokens[-1])]
@@ -191,6 +195,8 @@ def drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
             if shift:
                 state_stack.append(arg)
                 value_stack.append(token)
+                firsts.append(token)
+                lasts.append(token)
                 break
             rule: _Reduce = arg
             if rule.passthrough:
@@ -203,50 +209,53 @@ def drive(tokens: list[Token], *, complete: bool) -> Tree[Token] | None:
                 continue
             size = rule.size
             children = value_stack[-size:]
+            first = firsts[-size]
+            last = lasts[-1]
             del value_stack[-size:]
             del state_stack[-size:]
-            value = _build(rule, children)
+            del firsts[-size:]
+            del lasts[-size:]
+            kept = _kept(rule, children)
+            if rule.inline:
+                value: Any = kept  # spliced into the parent by its ``pick``
+            elif rule.single and len(kept) == 1:
+                # Handed up as it is; a tree keeps its own positions, as with Lark's propagation.
+                value = kept[0]
+            elif callbacks is None:
+                value = _tree(rule.data, kept, first, last)
+            else:
+                value = callbacks[rule.key](kept, first, last)
             target = gotos[state_stack[-1]][rule.name]
             if target == end_state:
-                tree: Tree[Token] = value
-                return tree
+                return value
             state_stack.append(target)
             value_stack.append(value)
+            firsts.append(first)
+            lasts.append(last)
     return None
 
 
-def _build(rule: _Reduce, children: list[Any]) -> Any:
-    """The value of one reduction, as Lark's callback chain would make it."""
+def _kept(rule: _Reduce, children: list[Any]) -> list[Any]:
+    """The children a rule keeps, as Lark's child filter picks them."""
     pick = rule.pick
     if pick is None:
-        kept = children
-    else:
-        kept = []
-        for entry in pick:
-            if entry is None:
-                kept.append(None)
-            elif entry[1]:
-                kept.extend(children[entry[0]].children)
-            else:
-                kept.append(children[entry[0]])
-    if rule.single and len(kept) == 1:
-        # Handed up as it is; a tree keeps its own positions, as with Lark's propagation.
-        return kept[0]
-    first = children[0]
-    last = children[-1]
-    if type(first) is Tree:
-        first = first.meta
-    elif type(first) is _Inline:
-        first = first.first
-    if type(last) is Tree:
-        last = last.meta
-    elif type(last) is _Inline:
-        last = last.last
-    if rule.inline:
-        return _Inline(kept, first, last)
+        return children
+    kept: list[Any] = []
+    for entry in pick:
+        if entry is None:
+            kept.append(None)
+        elif entry[1]:
+            kept.extend(children[entry[0]])
+        else:
+            kept.append(children[entry[0]])
+    return kept
+
+
+def _tree(data: Any, children: list[Any], first: Bound, last: Bound) -> Tree[Token]:
+    """Lark's tree of one reduction, with the positions its propagation would give it."""
     tree = _new_tree(Tree)
-    tree.data = rule.data
-    tree.children = kept
+    tree.data = data
+    tree.children = children
     meta = _new_tree(Meta)
     meta.empty = False
     meta.start_pos = first.start_pos

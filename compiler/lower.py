@@ -1,10 +1,16 @@
-"""Lowering: parse trees to the typed IR.
+"""Lowering: the parser's reductions to the typed IR, with no parse tree in between.
 
-One method per grammar rule (``_<rule>``) turns a subtree into a :class:`compiler.values.Value`;
-calls are bound against the df.* catalogue (arity, names, types, defaults) and built by one
-method per node function (``_build_<name>``). Every problem becomes a diagnostic; lowering
-goes on after an error wherever the rest of the statement still makes sense, so independent
-mistakes are all reported in one run.
+The LALR driver (:mod:`compiler.lalr`) calls one method per grammar rule (``_<rule>``) with the
+rule's kept children, already lowered, and the first and last token it spans; each returns a
+:class:`compiler.values.Value` (or a small record for the parts of a call). Calls are bound
+against the df.* catalogue (arity, names, types, defaults) and built by one method per node
+function (``_build_<name>``). Every problem becomes a diagnostic; lowering goes on after an
+error wherever the rest of the statement still makes sense, so independent mistakes are all
+reported in one run. A statement's diagnostics are kept apart until it has parsed completely:
+a statement with a syntax error reports only that.
+
+:func:`lower` then collects the statements :func:`compiler.parser.parse` lowered and names the
+workflows.
 """
 
 from __future__ import annotations
@@ -12,18 +18,20 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lark import Token, Tree
+from lark import Token
 
-from compiler import collector, ir
+from compiler import ir
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
-from compiler.diagnostics import DiagnosticSink, Severity
+from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
+from compiler.grouping import Grouping, Regrouping
+from compiler.lalr import Bound, Callback
 from compiler.naming import workflow_names
-from compiler.parser import ParseResult
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
 from compiler.values import (
@@ -39,6 +47,9 @@ from compiler.values import (
     Value,
 )
 
+if TYPE_CHECKING:
+    from compiler.parser import ParseResult
+
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _JSON_BUILDERS = {
     "jsonb_build_object",
@@ -52,61 +63,126 @@ _NUMBER_TYPES = {"numeric", "decimal", "real", "float", "float4", "float8", "dou
 _JSON_TYPES = {"json", "jsonb"}
 _BOOL_TYPES = {"bool", "boolean"}
 
-Tok = Token
-Subtree = Tree[Token]
+
+def lower(parsed: ParseResult) -> ir.Program:
+    """The program of a parsed file; lowering's diagnostics go to ``parsed.diagnostics``."""
+    statements: list[ir.Statement] = []
+    for statement in parsed.statements:
+        parsed.diagnostics.items.extend(statement.diagnostics)
+        if statement.lowered is not None:
+            statements.append(statement.lowered)
+    return ir.Program(
+        source=parsed.source, statements=tuple(_name_workflows(parsed.source, statements))
+    )
 
 
-def lower(parsed: ParseResult, catalogue: Catalogue | None = None) -> ir.Program:
-    """Build the program of a parsed file; diagnostics go to ``parsed.diagnostics``."""
-    lowerer = _Lowerer(parsed.source, parsed.diagnostics, catalogue or load_catalogue())
-    with collector.paused():
-        return lowerer.program(parsed)
+def _span(first: Bound, last: Bound) -> Span:
+    """The span from the start of ``first`` to the end of ``last``."""
+    return Span(
+        first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
+    )
 
 
-class _Lowerer:
-    def __init__(self, source: SourceFile, sink: DiagnosticSink, catalogue: Catalogue) -> None:
+# The stages after lowering (checking, optimizing, emitting) recurse once or a few times per
+# nesting level of a workflow; deeper workflows than the recursion limit allows them are refused.
+_FRAMES_PER_LEVEL = 8
+
+
+def _too_deep(node: ir.Node, span: Span) -> bool:
+    limit = sys.getrecursionlimit() // _FRAMES_PER_LEVEL
+    if span.end - span.start <= limit:
+        return False  # every level of nesting takes at least one character
+    stack = [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node.children())
+    return False
+
+
+class _QualifiedName:
+    __slots__ = ("parts", "span")
+
+    def __init__(self, parts: list[str], span: Span) -> None:
+        self.parts = parts
+        self.span = span
+
+
+class _TypeName:
+    __slots__ = ("is_array", "name", "span")
+
+    def __init__(self, name: str, is_array: bool, span: Span) -> None:
+        self.name = name
+        self.is_array = is_array
+        self.span = span
+
+
+class _Arg:
+    """One argument of a call: its value, where it is written, and its name if it has one."""
+
+    __slots__ = ("first", "last", "name", "value")
+
+    def __init__(self, value: Value, first: Bound, last: Bound, name: Token | None) -> None:
+        self.value = value
+        self.first = first
+        self.last = last
+        self.name = name
+
+    @property
+    def span(self) -> Span:
+        return _span(self.first, self.last)
+
+
+class Lowerer:
+    """The rule callbacks of one file's statements, for :func:`compiler.lalr.drive`.
+
+    Call :meth:`begin` before each statement; afterwards ``diagnostics`` and ``regroupings``
+    hold what lowering it found.
+    """
+
+    def __init__(self, source: SourceFile, catalogue: Catalogue | None = None) -> None:
         self.source = source
-        self.sink = sink
-        self.catalogue = catalogue
-        self._spans: dict[tuple[int, int], Span] = {}
-        self._rules: dict[str, Callable[[Subtree], Value]] = {
-            name[1:]: getattr(self, name)
-            for name in dir(self)
-            if name.startswith("_") and not name.startswith("__") and name[1:] in _RULES
-        }
+        self.catalogue = catalogue or load_catalogue()
+        self.sink = DiagnosticSink()
+        self.grouping = Grouping()
+        self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
 
-    # -- program and statements ---------------------------------------------------------------
+    def begin(self) -> None:
+        self.sink = DiagnosticSink()
+        self.grouping = Grouping()
 
-    def program(self, parsed: ParseResult) -> ir.Program:
-        statements: list[ir.Statement] = []
-        for statement in parsed.statements:
-            if statement.tree is None:
-                continue
-            try:
-                lowered = self.statement(statement.tree)
-            except RecursionError:
-                first = statement.tokens[0]
-                start = first.start_pos or 0
-                self.sink.add(
-                    "DFC111",
-                    self.source.span(start, start + len(first)),
-                    "this statement is nested too deeply to compile",
-                    hint="Split the workflow into smaller workflows or flatten long chains.",
-                )
-                continue
-            if lowered is not None:
-                statements.append(lowered)
-        return ir.Program(
-            source=self.source, statements=tuple(_name_workflows(self.source, statements))
-        )
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self.sink.items
 
-    def statement(self, tree: Subtree) -> ir.Statement | None:
-        stmt = tree.children[0]
-        assert isinstance(stmt, Tree)
-        expr = stmt.children[0]
-        assert isinstance(expr, Tree)
-        span = self.span(stmt)
-        value = self.expr(expr)
+    @property
+    def regroupings(self) -> list[Regrouping]:
+        return self.grouping.found
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def _start(self, kept: list[Any], first: Bound, last: Bound) -> ir.Statement | None:
+        statement: ir.Statement | None = kept[0]
+        return statement
+
+    def _select_stmt(self, kept: list[Any], first: Bound, last: Bound) -> ir.Statement | None:
+        span = _span(first, last)
+        statement = self.statement(kept[0], span)
+        if isinstance(statement, ir.Workflow) and _too_deep(statement.body, span):
+            start = first.start_pos
+            self.sink.add(
+                "DFC111",
+                self.source.span(start, start + len(first)),
+                "this statement is nested too deeply to compile",
+                hint="Split the workflow into smaller workflows or flatten long chains.",
+            )
+            return None
+        return statement
+
+    _bare_stmt = _select_stmt
+
+    def statement(self, value: Value, span: Span) -> ir.Statement | None:
         if isinstance(value, CallValue):
             return self._statement_call(value, span)
         node = self.as_step(value, "workflow")
@@ -179,35 +255,15 @@ class _Lowerer:
 
     # -- expressions --------------------------------------------------------------------------
 
-    def span(self, tree: Subtree | Token) -> Span:
-        # Tokens and the parser's trees carry their line/column bounds (compiler.lalr), so no
-        # line lookup is needed; the same subtree's span is asked for several times (operator,
-        # node, value), and one Span object serves them all.
-        at: Any = tree.meta if type(tree) is Tree else tree
-        key = (at.start_pos, at.end_pos)
-        span = self._spans.get(key)
-        if span is None:
-            span = self._spans[key] = Span(
-                at.start_pos, at.end_pos, at.line, at.column, at.end_line, at.end_column
-            )
-        return span
+    def _paren(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        value: Value = kept[0]
+        self.grouping.term(value, last.end_pos)
+        return value
 
-    def expr(self, tree: Subtree | Token) -> Value:
-        if isinstance(tree, Token):  # pragma: no cover - every operand is a rule
-            return ErrorValue(self.span(tree))
-        return self._rules[str(tree.data)](tree)
-
-    def _paren(self, tree: Subtree) -> Value:
-        inner = _child(tree, 0)
-        while inner.data == "paren":  # ((( x ))) without a frame per level
-            inner = _child(inner, 0)
-        return self.expr(inner)
-
-    def _literal(self, tree: Subtree) -> Value:
-        tokens = [t for t in tree.children if isinstance(t, Token)]
-        if len(tokens) == 1:
-            return self._string(tokens[0], self.span(tree))
-        return self._strings(tokens, self.span(tree))
+    def _literal(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        if len(kept) == 1:
+            return self._string(kept[0], _span(first, last))
+        return self._strings(kept, _span(first, last))
 
     def _string(self, token: Token, span: Span) -> Value:
         """One literal: the common case of :meth:`_strings`, without its joining work."""
@@ -258,7 +314,7 @@ class _Lowerer:
         if kind in ("dollar",) or str(previous).startswith("$"):
             self.sink.add(
                 "DFC108",
-                self.span(token),
+                _span(token, token),
                 "a dollar-quoted string cannot be continued by another literal",
                 hint="Join the two with ||, or put all the text in one $$...$$ string.",
             )
@@ -266,7 +322,7 @@ class _Lowerer:
         if "\n" not in gap:
             self.sink.add(
                 "DFC108",
-                self.span(token),
+                _span(token, token),
                 "two string literals on one line: PostgreSQL joins adjacent literals only "
                 "across a line break",
                 hint="Join them with ||, put the second on the next line, or add the operator "
@@ -275,58 +331,66 @@ class _Lowerer:
             return False
         return True
 
-    def _concat(self, tree: Subtree) -> Value:
-        left = self.expr(_child(tree, 0))
-        tokens = [t for t in tree.children[1:] if isinstance(t, Token)]
+    def _concat(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        left: Value = kept[0]
+        tokens: list[Token] = kept[1:]
         right = self._strings(
             tokens, self.source.span(tokens[0].start_pos or 0, tokens[-1].end_pos or 0)
         )
+        span = _span(first, last)
+        value: Value
         if not isinstance(left, StrValue) or not isinstance(right, StrValue):
-            return ErrorValue(self.span(tree))
-        shift = len(left.text.value)
-        text = ir.Text(
-            value=left.text.value + right.text.value,
-            span=self.span(tree),
-            breaks=left.text.breaks + tuple((d + shift, o) for d, o in right.text.breaks),
-        )
-        return StrValue(self.span(tree), text, "concat")
+            value = ErrorValue(span)
+        else:
+            shift = len(left.text.value)
+            text = ir.Text(
+                value=left.text.value + right.text.value,
+                span=span,
+                breaks=left.text.breaks + tuple((d + shift, o) for d, o in right.text.breaks),
+            )
+            value = StrValue(span, text, "concat")
+        self.grouping.operator("concat", value, kept)
+        return value
 
-    def _number(self, tree: Subtree) -> Value:
-        token = _token(tree, 0)
+    def _number(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        token: Token = kept[0]
         if token.type == "INTEGER":
-            return IntValue(self.span(tree), int(str(token)))
-        return NumValue(self.span(tree), float(str(token)))
+            return IntValue(_span(first, last), int(str(token)))
+        return NumValue(_span(first, last), float(str(token)))
 
-    def _negative(self, tree: Subtree) -> Value:
-        inner = self.expr(_child(tree, 0))
+    def _negative(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        inner: Value = kept[0]
         if isinstance(inner, IntValue):
-            return IntValue(self.span(tree), -inner.value)
+            return IntValue(_span(first, last), -inner.value)
         if isinstance(inner, NumValue):
-            return NumValue(self.span(tree), -inner.value)
-        return ErrorValue(self.span(tree))
+            return NumValue(_span(first, last), -inner.value)
+        return ErrorValue(_span(first, last))
 
-    def _null(self, tree: Subtree) -> Value:
-        return NullValue(self.span(tree))
+    def _null(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        return NullValue(_span(first, last))
 
-    def _true(self, tree: Subtree) -> Value:
-        return BoolValue(self.span(tree), True)
+    def _true(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        return BoolValue(_span(first, last), True)
 
-    def _false(self, tree: Subtree) -> Value:
-        return BoolValue(self.span(tree), False)
+    def _false(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        return BoolValue(_span(first, last), False)
 
-    def _cast(self, tree: Subtree) -> Value:
-        value = self.expr(_child(tree, 0))
-        type_tree = _child(tree, 1)
-        type_name = " ".join(
-            _ident(t) for t in type_tree.children if isinstance(t, Token) and t.type == "IDENT"
-        )
-        is_array = any(
-            isinstance(t, Token) and t.type == "ARRAY_SUFFIX" for t in type_tree.children
-        )
-        span = self.span(tree)
+    def _type_name(self, kept: list[Any], first: Bound, last: Bound) -> _TypeName:
+        tokens = [t for t in kept if t is not None]
+        name = " ".join(_ident(t) for t in tokens if t.type == "IDENT")
+        is_array = any(t.type == "ARRAY_SUFFIX" for t in tokens)
+        return _TypeName(name, is_array, _span(first, last))
+
+    def _cast(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        value = self._convert(kept[0], kept[1], _span(first, last))
+        self.grouping.term(value, last.end_pos)
+        return value
+
+    def _convert(self, value: Value, type_tree: _TypeName, span: Span) -> Value:
+        type_name = type_tree.name
         if isinstance(value, ErrorValue):
             return value
-        if is_array:
+        if type_tree.is_array:
             return self._bad_cast(type_tree, f"{type_name}[]")
         if type_name in _JSON_TYPES:
             if isinstance(value, JsonValue):
@@ -375,14 +439,14 @@ class _Lowerer:
             text = "".join(self.source.text[value.span.start : value.span.end].split())
         return StrValue(span, ir.Text(value=text, span=span, breaks=((0, span.start),)), "quote")
 
-    def _bad_cast(self, type_tree: Subtree, type_name: str) -> Value:
+    def _bad_cast(self, type_tree: _TypeName, type_name: str) -> Value:
         self.sink.add(
             "DFC209",
-            self.span(type_tree),
+            type_tree.span,
             f"dfc cannot evaluate a cast to {type_name} at compile time",
             hint="Casts to jsonb, json, text, integer types, numeric and boolean are supported.",
         )
-        return ErrorValue(self.span(type_tree))
+        return ErrorValue(type_tree.span)
 
     def _parse_json(self, value: StrValue, span: Span) -> Value:
         try:
@@ -421,71 +485,76 @@ class _Lowerer:
 
     # -- operators ----------------------------------------------------------------------------
 
-    def _steps(self, tree: Subtree, role: str) -> tuple[ir.Node, ...] | None:
-        steps = [
-            self.as_step(self.expr(child), role)
-            for child in tree.children
-            if isinstance(child, Tree)
-        ]
+    def _steps(self, kept: list[Any], role: str) -> tuple[ir.Node, ...] | None:
+        steps = [self.as_step(value, role) for value in kept]
         if any(step is None for step in steps):
             return None
         return tuple(s for s in steps if s is not None)
 
-    def _seq(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "step of a sequence")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        return NodeValue(self.span(tree), ir.Seq(span=self.span(tree), steps=steps))
+    def _operator(self, kind: str, kept: list[Any], span: Span, node: ir.Node | None) -> Value:
+        value = ErrorValue(span) if node is None else NodeValue(span, node)
+        self.grouping.operator(kind, value, kept)
+        return value
 
-    def _join(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "branch of a join")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        return NodeValue(self.span(tree), ir.Join(span=self.span(tree), branches=steps))
+    def _seq(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "step of a sequence")
+        node = None if steps is None else ir.Seq(span=span, steps=steps)
+        return self._operator("seq", kept, span, node)
 
-    def _race(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "branch of a race")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        return NodeValue(self.span(tree), ir.Race(span=self.span(tree), branches=steps))
+    def _join(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "branch of a join")
+        node = None if steps is None else ir.Join(span=span, branches=steps)
+        return self._operator("join", kept, span, node)
 
-    def _if_else(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "part of an if")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        condition, then, otherwise = steps
-        node = ir.If(span=self.span(tree), condition=condition, then=then, otherwise=otherwise)
-        return NodeValue(self.span(tree), node)
+    def _race(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "branch of a race")
+        node = None if steps is None else ir.Race(span=span, branches=steps)
+        return self._operator("race", kept, span, node)
 
-    def _if_then(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "part of an if")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        condition, then = steps
-        return NodeValue(
-            self.span(tree), ir.If(span=self.span(tree), condition=condition, then=then)
-        )
+    def _if_else(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "part of an if")
+        node = None
+        if steps is not None:
+            condition, then, otherwise = steps
+            node = ir.If(span=span, condition=condition, then=then, otherwise=otherwise)
+        return self._operator("if_else", kept, span, node)
 
-    def _loop(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "loop body")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        return NodeValue(self.span(tree), ir.Loop(span=self.span(tree), body=steps[0]))
+    def _if_then(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "part of an if")
+        node = None
+        if steps is not None:
+            condition, then = steps
+            node = ir.If(span=span, condition=condition, then=then)
+        return self._operator("if_then", kept, span, node)
 
-    def _undo(self, tree: Subtree) -> Value:
-        steps = self._steps(tree, "side of <->")
-        if steps is None:
-            return ErrorValue(self.span(tree))
-        body, undo = steps
-        return NodeValue(self.span(tree), ir.Undo(span=self.span(tree), body=body, undo=undo))
+    def _loop(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "loop body")
+        node = None if steps is None else ir.Loop(span=span, body=steps[0])
+        return self._operator("loop", kept, span, node)
 
-    def _bind(self, tree: Subtree) -> Value:
-        target = self.as_step(self.expr(_child(tree, 0)), "step to name")
-        name_value = self.expr(_child(tree, 1))
-        name = self.as_name(name_value)
-        if target is None or name is None:
-            return ErrorValue(self.span(tree))
-        return NodeValue(self.span(tree), self.with_bind(target, name, self.span(tree)))
+    def _undo(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        steps = self._steps(kept, "side of <->")
+        node = None
+        if steps is not None:
+            body, undo = steps
+            node = ir.Undo(span=span, body=body, undo=undo)
+        return self._operator("undo", kept, span, node)
+
+    def _bind(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = _span(first, last)
+        target = self.as_step(kept[0], "step to name")
+        name = self.as_name(kept[1])
+        node = None
+        if target is not None and name is not None:
+            node = self.with_bind(target, name, span)
+        return self._operator("bind", kept, span, node)
 
     def with_bind(self, node: ir.Node, name: ir.Name, span: Span) -> ir.Node:
         if node.bind is not None and node.bind.value != name.value:
@@ -499,22 +568,32 @@ class _Lowerer:
 
     # -- calls --------------------------------------------------------------------------------
 
-    def _call(self, tree: Subtree) -> Value:
-        name_tree = _child(tree, 0)
-        parts = [_ident(t) for t in name_tree.children if isinstance(t, Token)]
-        name_span = self.span(name_tree)
-        args_tree = tree.children[1]
-        arg_trees = list(args_tree.children) if isinstance(args_tree, Tree) else []
-        span = self.span(tree)
+    # -- calls --------------------------------------------------------------------------------
+
+    def _qualified_name(self, kept: list[Any], first: Bound, last: Bound) -> _QualifiedName:
+        return _QualifiedName([_ident(t) for t in kept], _span(first, last))
+
+    def _positional(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
+        return _Arg(kept[0], first, last, None)
+
+    def _named(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
+        return _Arg(kept[1], first, last, kept[0])
+
+    def _arguments(self, kept: list[Any], first: Bound, last: Bound) -> list[_Arg]:
+        return kept
+
+    def _call(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        name: _QualifiedName = kept[0]
+        parts = name.parts
+        name_span = name.span
+        args_list: list[_Arg] = kept[1] or []
+        span = _span(first, last)
         if len(parts) == 1 and parts[0] in _JSON_BUILDERS:
-            return self._json_builder(parts[0], arg_trees, span)
+            return self._json_builder(parts[0], args_list, span)
         function = self._resolve(parts, name_span)
         if function is None:
-            for arg in arg_trees:  # still report mistakes inside the arguments
-                if isinstance(arg, Tree):
-                    self._arg_value(arg)
             return ErrorValue(span)
-        args, ok = self._bind_args(function, arg_trees, span)
+        args, ok = self._bind_args(function, args_list, span)
         if function.category != "node":
             return CallValue(span, function, args, name_span) if ok else ErrorValue(span)
         if any(p.required and p.name not in args for p in function.params):
@@ -557,20 +636,18 @@ class _Lowerer:
         return None
 
     def _bind_args(
-        self, function: Function, arg_trees: Sequence[Subtree | Token | None], span: Span
+        self, function: Function, arg_list: Sequence[_Arg], span: Span
     ) -> tuple[dict[str, Value], bool]:
         """Bind arguments to parameters: the values bound, and whether binding succeeded."""
         bound: dict[str, Value] = {}
         ok = True
         seen_named = False
         positional = 0
-        for arg in arg_trees:
-            if not isinstance(arg, Tree):
-                continue
-            value = self._arg_value(arg)
-            if arg.data == "named":
+        for arg in arg_list:
+            value = arg.value
+            name_token = arg.name
+            if name_token is not None:
                 seen_named = True
-                name_token = _token(arg, 0)
                 name = _ident(name_token)
                 param = function.param(name)
                 if param is None:
@@ -585,7 +662,7 @@ class _Lowerer:
                     )
                     self.sink.add(
                         "DFC204",
-                        self.span(name_token),
+                        _span(name_token, name_token),
                         f"{function.qualified_name} has no parameter named {name!r}",
                         hint=hint,
                     )
@@ -594,7 +671,7 @@ class _Lowerer:
                 if name in bound:
                     self.sink.add(
                         "DFC205",
-                        self.span(arg),
+                        arg.span,
                         f"argument {name!r} is given twice",
                         hint="Give each argument once, by position or by name.",
                     )
@@ -605,7 +682,7 @@ class _Lowerer:
             if seen_named:
                 self.sink.add(
                     "DFC214",
-                    self.span(arg),
+                    arg.span,
                     "positional argument after a named argument",
                     hint="Put positional arguments first, as PostgreSQL requires.",
                 )
@@ -614,7 +691,7 @@ class _Lowerer:
             if positional >= len(function.params):
                 self.sink.add(
                     "DFC202",
-                    self.span(arg),
+                    arg.span,
                     f"{function.qualified_name} takes at most {len(function.params)} "
                     f"argument{'s' if len(function.params) != 1 else ''}",
                     hint=f"Signature: {function.signature()}",
@@ -637,13 +714,8 @@ class _Lowerer:
             ok = False
         return bound, ok
 
-    def _arg_value(self, arg: Subtree) -> Value:
-        return self.expr(_child(arg, -1))
-
-    def _json_builder(
-        self, name: str, arg_trees: Sequence[Subtree | Token | None], span: Span
-    ) -> Value:
-        values = [self._arg_value(a) for a in arg_trees if isinstance(a, Tree)]
+    def _json_builder(self, name: str, arg_list: Sequence[_Arg], span: Span) -> Value:
+        values = [a.value for a in arg_list]
         plain: list[Any] = []
         for value in values:
             if isinstance(value, StrValue):
@@ -1038,7 +1110,10 @@ _BOOLEANS = {
     "0": False,
 }
 
-_RULES = {
+_RULES = (
+    "start",
+    "select_stmt",
+    "bare_stmt",
     "paren",
     "literal",
     "concat",
@@ -1047,6 +1122,7 @@ _RULES = {
     "null",
     "true",
     "false",
+    "type_name",
     "cast",
     "seq",
     "join",
@@ -1056,20 +1132,12 @@ _RULES = {
     "loop",
     "undo",
     "bind",
+    "qualified_name",
+    "positional",
+    "named",
+    "arguments",
     "call",
-}
-
-
-def _child(tree: Subtree, index: int) -> Subtree:
-    child = tree.children[index]
-    assert isinstance(child, Tree)
-    return child
-
-
-def _token(tree: Subtree, index: int) -> Token:
-    child = tree.children[index]
-    assert isinstance(child, Token)
-    return child
+)
 
 
 def _ident(token: Token) -> str:

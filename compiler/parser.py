@@ -5,8 +5,10 @@ comments kept (:mod:`compiler.lexer`), split into statements at ``;`` here, and 
 is run through the LALR automaton on its own (:mod:`compiler.lalr`), so one syntax error does
 not hide the mistakes in later statements. Both are Lark's definitions (its terminals, tables
 and tree callbacks) run by small loops several times faster than Lark's own, with identical
-tokens and trees. Lark's exceptions are turned into :class:`compiler.diagnostics.Diagnostic`
-records here; Lark types do not travel further than :mod:`compiler.lower`.
+tokens and trees. The automaton's reductions build the IR directly (:mod:`compiler.lower`'s
+rule callbacks); a statement's Lark tree is made only when asked for. Lark's exceptions are
+turned into :class:`compiler.diagnostics.Diagnostic` records here; Lark types do not travel
+further than :mod:`compiler.lower`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,20 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
 from lark.lexer import PatternStr
 
-from compiler import collector
-from compiler.diagnostics import DiagnosticSink, Edit, Fix, Related
+from compiler import collector, ir
+from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related
+from compiler.grouping import Regrouping
 from compiler.ir import Comment
 from compiler.lalr import drive
 from compiler.lexer import lex
+from compiler.lower import Lowerer
 from compiler.source import SourceFile, Span
 
 TRIVIA = frozenset({"WS", "COMMENT", "BLOCK_COMMENT"})
@@ -86,10 +90,26 @@ def lark_parser() -> Lark:
 
 @dataclass
 class ParsedStatement:
-    """One statement: its tokens (trivia removed) and its tree, or None after a syntax error."""
+    """One statement: its tokens (trivia removed) and what lowering made of it.
+
+    ``lowered`` and ``diagnostics`` (lowering's, which :func:`compiler.lower.lower` reports)
+    are empty after a syntax error; ``regroupings`` are the operands pg_durable would group
+    differently (:mod:`compiler.grouping`).
+    """
 
     tokens: list[Token]
-    tree: Tree[Token] | None
+    parsed: bool  # False after a syntax error
+    lowered: ir.Statement | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    regroupings: list[Regrouping] = field(default_factory=list)
+
+    @cached_property
+    def tree(self) -> Tree[Token] | None:
+        """Lark's parse tree of the statement (None after a syntax error), made on demand."""
+        if not self.parsed:
+            return None
+        tree: Tree[Token] = drive(self.tokens, complete=True)
+        return tree
 
 
 @dataclass
@@ -109,6 +129,7 @@ def parse(source: SourceFile, sink: DiagnosticSink | None = None) -> ParseResult
 def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
     sink = sink if sink is not None else DiagnosticSink()
     result = ParseResult(source, [], [], sink)
+    lowerer = Lowerer(source)
     for tokens, lex_error in _statements(source, lex(source), result):
         if _plain_sql(source, tokens, lex_error, sink):
             continue
@@ -118,8 +139,7 @@ def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
             if not _parse_prefix(source, tokens, sink):
                 _lex_error(source, lex_error, sink)
             continue
-        tree = _parse_statement(source, tokens, sink)
-        result.statements.append(ParsedStatement(tokens, tree))
+        result.statements.append(_parse_statement(source, tokens, sink, lowerer))
     return result
 
 
@@ -315,13 +335,16 @@ def _lex_error(source: SourceFile, token: Token, sink: DiagnosticSink) -> None:
 
 
 def _parse_statement(
-    source: SourceFile, tokens: list[Token], sink: DiagnosticSink
-) -> Tree[Token] | None:
+    source: SourceFile, tokens: list[Token], sink: DiagnosticSink, lowerer: Lowerer
+) -> ParsedStatement:
+    """Parse and lower one statement; only a syntax error is reported after a syntax error."""
+    lowerer.begin()
     try:
-        return drive(tokens, complete=True)
+        lowered = drive(tokens, complete=True, callbacks=lowerer.callbacks)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
-        return None
+        return ParsedStatement(tokens, parsed=False)
+    return ParsedStatement(tokens, True, lowered, lowerer.diagnostics, lowerer.regroupings)
 
 
 def _parse_prefix(source: SourceFile, tokens: list[Token], sink: DiagnosticSink) -> bool:

@@ -1,0 +1,107 @@
+"""Operands that pg_durable groups differently from dfc (DFC601), noted while the parser reduces.
+
+pg_durable has no parser of its own: its operators are PostgreSQL operators, which all share one
+precedence level and group left to right, with the prefix ``@>`` binding tightest (behaviour
+§2.2). dfc uses the documented precedence (DSL.md §2). The two readings of an unparenthesised
+expression agree exactly when every operand to the *right* of an operator (and the operand of
+``@>``) is a single term: a left operand groups the same way under both rules. So every right
+operand that is itself an operator expression without parentheses is a place where the meanings
+differ (:class:`Regrouping`); :mod:`compiler.checker.portability` reports them.
+
+One case is let through because the meaning is the same: ``a ~> b |=> 'x'`` names the sequence
+in pg_durable and ``b`` in dfc, and a named sequence stores its last step's result.
+
+Lowering builds values straight from the parser's reductions, so there is no tree to look at
+afterwards: :class:`Grouping` is told about each operator's value as it is made, and about
+parentheses and casts, which hand their operand's value up unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS = {
+    "seq": "~>",
+    "race": "|",
+    "join": "&",
+    "if_then": "?>",
+    "if_else": "?>",
+    "bind": "|=>",
+    "undo": "<->",
+    "concat": "||",
+    "loop": "@>",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Regrouping:
+    """A right operand pg_durable reads differently; offsets are file offsets."""
+
+    operator: str  # the operator whose right operand it is, e.g. "&"
+    inner: str  # the operand's own operator, e.g. "|=>"
+    start: int
+    end: int
+    first_term_end: int  # where the operand's first term (pg_durable's right operand) ends
+
+
+@dataclass(slots=True)
+class _Operation:
+    value: Any  # kept, so that its id() is not reused while the statement is lowered
+    kind: str
+    first_term_end: int
+    plain_bind: bool  # ``x |=> 'n'`` where x is a single term
+
+
+class Grouping:
+    """The operator expressions of one statement and the regroupings found among them.
+
+    Values are told apart by identity: parentheses and some casts hand the very value of their
+    operand up, so the value alone cannot say whether it was parenthesised.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[Regrouping] = []
+        self._operations: dict[int, _Operation] = {}
+        self._ends: dict[int, tuple[Any, int]] = {}
+
+    def operator(self, kind: str, value: Any, operands: list[Any]) -> None:
+        """``value`` is the result of operator ``kind`` over ``operands``."""
+        operations = self._operations
+        first = operations.get(id(operands[0]))
+        first_term_end = first.first_term_end if first is not None else self._end(operands[0])
+        if kind == "seq" or kind == "race" or kind == "join":
+            right = [(OPERATORS[kind], o) for o in operands[1:]]
+        elif kind == "if_else":
+            right = [("?>", operands[1]), ("!>", operands[2])]
+        elif kind == "if_then":
+            right = [("?>", operands[1])]
+        elif kind == "undo":
+            right = [("<->", operands[1])]
+        elif kind == "loop":
+            right = [("@>", operands[0])]
+        else:
+            right = []
+        for operator, operand in right:
+            found = operations.get(id(operand))
+            if found is None or (kind == "seq" and found.plain_bind):
+                continue
+            span = operand.span
+            self.found.append(
+                Regrouping(
+                    operator, OPERATORS[found.kind], span.start, span.end, found.first_term_end
+                )
+            )
+        if kind != "loop":
+            plain_bind = kind == "bind" and first is None
+            operations[id(value)] = _Operation(value, kind, first_term_end, plain_bind)
+
+    def term(self, value: Any, end: int) -> None:
+        """``value`` is handed up as a single term (parenthesised, cast) ending at ``end``."""
+        self._operations.pop(id(value), None)
+        if value.span.end != end:
+            self._ends[id(value)] = (value, end)
+
+    def _end(self, value: Any) -> int:
+        kept = self._ends.get(id(value))
+        return kept[1] if kept is not None else int(value.span.end)
