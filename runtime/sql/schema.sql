@@ -802,11 +802,16 @@ BEGIN
             EXECUTE format('SELECT %I.dblink_send_query($1, $2)', v_dblink)
                 USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
             -- the new transaction may need a lock this one holds (a plan stored or a runner
-            -- created here): neither would ever give way, and PostgreSQL cannot see that
+            -- created here), directly or behind other sessions: neither would ever give way,
+            -- and PostgreSQL cannot see that
             LOOP
                 EXECUTE format('SELECT %I.dblink_is_busy($1) = 0', v_dblink) INTO v_done USING v_link;
                 EXIT WHEN v_done;
-                IF pg_backend_pid() = ANY (pg_blocking_pids(v_pid)) THEN
+                IF pg_backend_pid() IN (WITH RECURSIVE blockers(pid) AS (
+                                            SELECT unnest(pg_blocking_pids(v_pid))
+                                            UNION
+                                            SELECT unnest(pg_blocking_pids(b.pid)) FROM blockers b)
+                                        SELECT b.pid FROM blockers b) THEN
                     EXECUTE format('SELECT %I.dblink_cancel_query($1)', v_dblink) USING v_link;
                     RAISE EXCEPTION '% would wait for a lock this transaction holds', v_new
                         USING ERRCODE = 'lock_not_available',

@@ -8,11 +8,12 @@ administrator's job); dfc's schema never creates it.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from helpers import result, running_worker, wait
+from helpers import eventually, result, running_worker, wait
 from plans import PlanBuilder, single
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -137,6 +138,29 @@ def test_a_start_that_would_wait_for_the_callers_locks_is_refused(linked: str) -
     assert caught.value.diag.message_primary == (
         "df.start() with transaction_mode => 'new' would wait for a lock this transaction holds")
     assert "Commit first" in str(caught.value.diag.message_hint)
+
+
+def test_a_wait_for_the_caller_behind_another_session_is_refused(linked: str) -> None:
+    # another session holds the lock the new transaction needs (df._store_plan's lock on the
+    # plan name 'sql') and itself waits for this transaction
+    with connect(linked) as conn, connect(linked) as other:
+        conn.autocommit = other.autocommit = False
+        conn.execute("SELECT pg_advisory_xact_lock(42)")
+        other.execute("SELECT pg_advisory_xact_lock(1147489351, hashtext('sql'))")
+        other_pid = other.info.backend_pid
+        waiter = threading.Thread(target=lambda: other.execute("SELECT pg_advisory_xact_lock(42)"))
+        waiter.start()
+        try:
+            eventually(lambda: conn.execute(
+                "SELECT pg_backend_pid() = ANY (pg_blocking_pids(%s))", (other_pid,)).fetchone() == (True,))
+            with pytest.raises(psycopg.errors.LockNotAvailable) as caught:
+                conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')")
+        finally:
+            conn.rollback()
+            waiter.join(30)
+            other.rollback()
+    assert caught.value.diag.message_primary == (
+        "df.start() with transaction_mode => 'new' would wait for a lock this transaction holds")
 
 
 def test_without_dblink(dsn: str) -> None:
