@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -20,8 +21,9 @@ from psycopg.conninfo import make_conninfo
 from runtime.connection import connect
 
 ROLE = "dfc_new_pw"
+SUPERUSER = "dfc_new_pw_su"
 PASSWORD = "dfc-new-pw-secret"
-MARK = "# dfc test: transaction_mode new"
+MARK = f"# dfc test: transaction_mode new, process {os.getpid()}"
 
 
 def _server_options(admin: psycopg.Connection[tuple[object, ...]]) -> dict[str, str]:
@@ -56,24 +58,25 @@ def linked(dsn: str) -> str:
     return dsn
 
 
-@pytest.fixture
-def password_role(linked: str) -> Iterator[str]:
-    """DSN of a role without superuser that must log in with its password."""
+@contextmanager
+def _password_login(dsn: str, role: str, *, superuser: bool = False) -> Iterator[str]:
+    """Make ``role`` log in with its password (it gets df usage); yields its DSN."""
     if os.environ.get("DFC_TEST_DSN"):
         pytest.skip("needs password logins for a test role: configured only on the embedded server")
-    with psycopg.connect(linked, autocommit=True) as admin:
+    with psycopg.connect(dsn, autocommit=True) as admin:
         row = admin.execute("SELECT current_setting('hba_file')").fetchone()
         if row is None or not os.access(str(row[0]), os.W_OK):
             pytest.skip("pg_hba.conf of the test server is not writable from here")
-        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone()
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        admin.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(ROLE), sql.Literal(PASSWORD)))
-        admin.execute("SELECT df.grant_usage(%s)", (ROLE,))
-        _set_hba(admin, [f"local all {ROLE} scram-sha-256",
-                         f"host all {ROLE} 127.0.0.1/32 scram-sha-256",
-                         f"host all {ROLE} ::1/128 scram-sha-256"])
-        without_password = make_conninfo(linked, user=ROLE)
+        admin.execute(sql.SQL(verb + " ROLE {} LOGIN {} PASSWORD {}").format(
+            sql.Identifier(role), sql.SQL("SUPERUSER" if superuser else "NOSUPERUSER"),
+            sql.Literal(PASSWORD)))
+        admin.execute("SELECT df.grant_usage(%s)", (role,))
+        _set_hba(admin, [f"local all {role} scram-sha-256",
+                         f"host all {role} 127.0.0.1/32 scram-sha-256",
+                         f"host all {role} ::1/128 scram-sha-256"])
+        without_password = make_conninfo(dsn, user=role)
 
         def asks_for_password() -> bool:
             try:
@@ -84,9 +87,34 @@ def password_role(linked: str) -> Iterator[str]:
 
         try:
             eventually(asks_for_password)
-            yield make_conninfo(linked, user=ROLE, password=PASSWORD)
+            yield make_conninfo(dsn, user=role, password=PASSWORD)
         finally:
             _set_hba(admin, [])
+
+
+@pytest.fixture
+def password_role(linked: str) -> Iterator[str]:
+    """DSN of a role without superuser that must log in with its password."""
+    with _password_login(linked, ROLE) as role_dsn:
+        yield role_dsn
+
+
+def test_a_superuser_the_server_asks_for_a_password(linked: str) -> None:
+    with _password_login(linked, SUPERUSER, superuser=True) as su_dsn, connect(su_dsn) as conn:
+        with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as caught:
+            conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')")
+        assert "no password supplied" in str(caught.value.diag.message_primary)
+        hint = str(caught.value.diag.message_hint)
+        assert hint.startswith("Allow this login in pg_hba.conf, or have an administrator set up a "
+                               "password login: CREATE SERVER df_loopback")
+        with psycopg.connect(linked, autocommit=True) as admin:
+            _create_server(admin)
+            admin.execute(sql.SQL("CREATE USER MAPPING FOR {} SERVER df_loopback OPTIONS (user {}, password {})")
+                          .format(sql.Identifier(SUPERUSER), sql.Literal(SUPERUSER), sql.Literal(PASSWORD)))
+        row = conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')").fetchone()
+        assert row is not None
+        assert conn.execute("SELECT submitted_by::text FROM df.instances WHERE id = %s",
+                            (row[0],)).fetchone() == (SUPERUSER,)
 
 
 def test_a_mapped_role_starts_through_df_loopback(linked: str, password_role: str) -> None:
