@@ -240,3 +240,18 @@ def test_a_connection_left_by_a_cancelled_call_is_replaced(linked: str) -> None:
         assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
         assert row is not None
         assert conn.execute("SELECT count(*) FROM df.instances WHERE id = %s", (row[0],)).fetchone() == (1,)
+
+
+def test_a_role_without_login(linked: str) -> None:
+    with psycopg.connect(linked, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dfc_new_nologin'").fetchone() is None:
+            admin.execute("CREATE ROLE dfc_new_nologin NOLOGIN")
+        admin.execute("SELECT df.grant_usage('dfc_new_nologin')")
+    with connect(linked) as conn:
+        conn.execute("SET ROLE dfc_new_nologin")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert caught.value.diag.message_primary == (
+        "current_user \"dfc_new_nologin\" does not have LOGIN privilege. df.start() with "
+        "transaction_mode => 'new' connects back to the database as this role")
+    assert "ALTER ROLE dfc_new_nologin LOGIN" in str(caught.value.diag.message_hint)
