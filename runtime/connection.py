@@ -12,6 +12,7 @@ statement.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -30,7 +32,7 @@ from psycopg.pq import Escaping, TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Json, Jsonb, set_json_dumps, set_json_loads
 
-from runtime.jsonvalues import dumps, loads
+from runtime.jsonvalues import dumps
 from runtime.queries import query
 
 # libpq's environment variables that name a server on their own.
@@ -85,9 +87,31 @@ def dsn_from_environment(explicit: str | None = None) -> str | None:
     return None
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def fast_loads(data: str | bytes) -> Any:
+    """runtime.jsonvalues.loads with one decoder for all calls."""
+    return _DECODER.decode(data if isinstance(data, str) else data.decode())
+
+
+def fast_dumps(value: Any) -> str:
+    """runtime.jsonvalues.dumps, the same text, from the C encoder when the value holds no
+    Decimal or non-finite float (those take the exact path)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                          default=_refuse)
+    except (TypeError, ValueError):
+        return dumps(value)
+
+
 def configure(conn: psycopg.Connection[Any]) -> None:
-    set_json_loads(loads, conn)
-    set_json_dumps(dumps, conn)
+    set_json_loads(fast_loads, conn)
+    set_json_dumps(fast_dumps, conn)
 
 
 def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
@@ -243,7 +267,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if self._held:
             ops, self._held = self._held, []
             self.apply_at = len(statements)
-            statements.append(self.bind("apply", {"ops": Json(ops, dumps=dumps)}))
+            statements.append(self.bind("apply", {"ops": Json(ops, dumps=fast_dumps)}))
         return statements
 
     def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes],

@@ -23,6 +23,7 @@ one of them (``pg_notify('df_cancel', …)``, see :mod:`runtime.worker`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -114,6 +115,11 @@ class Settings:
     statement_timeout_ms: int = 0
     clock: Clock = field(default_factory=RealClock)
     http: HttpSettings = field(default_factory=HttpSettings)
+
+
+def _snapshot(state: dict[str, Any]) -> str:
+    """A task state's content, to tell whether a step changed it."""
+    return json.dumps(state, default=str)
 
 
 class Executor(Protocol):
@@ -263,9 +269,11 @@ class Context:
             if parent is None:
                 return  # the parent was cancelled (a lost race, a failed join): discard
             node = self.plan.nodes[parent.node_id]
+            before = _snapshot(parent.state)
             result = self.executors[node.kind].on_child(self, node, parent, branch, outcome)
             if result is None:
-                self.store.update_task_state(parent.id, parent.state)
+                if _snapshot(parent.state) != before:  # a sequence moving on often changes none
+                    self.store.update_task_state(parent.id, parent.state)
                 return
             self.store.delete_task(parent.id)
             outcome = self.conclude(node, result)

@@ -157,6 +157,14 @@ class Worker:
             self._generation += 1
             self._cond.notify_all()
 
+    def _wake_one(self) -> None:
+        """New work: one sleeping executor looks for it (and, when it finds some, wakes the
+        next one, see _execute), instead of all of them claiming at once for one task. Busy
+        executors look again after their step anyway (the generation changes)."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify(1)
+
     def _sleep(self, generation: int, seconds: float | None) -> None:
         """Block until woken, or for ``seconds`` of clock time (at most MAX_IDLE_SECONDS)."""
         real = None if seconds is None else self.clock.real_wait(seconds)
@@ -194,7 +202,7 @@ class Worker:
                             if note.channel == "df_cancel":
                                 self._cancel(note.payload)
                             else:
-                                self.wake()
+                                self._wake_one()
                     if registered:
                         store.unregister_worker(self.id)
             except psycopg.Error as exc:
@@ -242,6 +250,7 @@ class Worker:
     def _execute(self, slot: _Slot) -> None:
         conn: psycopg.Connection[Any] | None = None
         backoff = 0.1
+        woken = False
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
@@ -251,8 +260,12 @@ class Worker:
                     backoff = 0.1
                 generation = self._generation
                 if self._step(conn, slot):
+                    if woken:
+                        self._wake_one()  # there was work: there may be more
+                        woken = False
                     continue
                 self._sleep(generation, Store(conn, self.clock).seconds_until_due())
+                woken = True
             except psycopg.OperationalError as exc:
                 log.warning("database connection lost (%s); reconnecting", exc)
                 if conn is not None:
