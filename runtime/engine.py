@@ -24,6 +24,7 @@ one of them (``pg_notify('df_cancel', …)``, see :mod:`runtime.worker`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -87,16 +88,29 @@ class Failed:
     retryable: bool = False
 
 
-class OutsideTransaction(Exception):
-    """A statement that cannot run in a transaction block: the worker runs it on its own,
-    at least once, then records the outcome (see Worker._run_outside)."""
+# What a step's outside work leaves to record: called in a new transaction, with the task
+# claimed again, to finish the step (complete it, or schedule another attempt).
+Record = Callable[["Context", Task], None]
 
-    def __init__(self, task_id: int, sql: str, role_oid: int, search_path: str) -> None:
-        super().__init__(sql)
+
+class OutsideTransaction(Exception):
+    """A step whose work must run with no transaction open: a statement that cannot run in a
+    transaction block, an HTTP request. The worker commits what was decided so far (holding a
+    session lock on the task, so no other worker runs it meanwhile and a worker that dies
+    releases it at once), runs ``work`` at least once, then claims the task again in a new
+    transaction and hands it to the :data:`Record` that ``work`` returned; when the task is gone
+    by then (cancelled, a lost race) the outcome is dropped. See ``Worker._run_outside``."""
+
+    def __init__(self, task_id: int, kind: str, work: Callable[[Store], Record]) -> None:
+        super().__init__(f"{kind} step of task {task_id}")
         self.task_id = task_id
-        self.sql = sql
-        self.role_oid = role_oid
-        self.search_path = search_path
+        self.kind = kind
+        self.work = work
+
+    @staticmethod
+    def completing(outcome: Outcome) -> Record:
+        """The record that completes the step with ``outcome``."""
+        return lambda ctx, task: ctx.complete(task, outcome)
 
 
 class StepFailed(Exception):

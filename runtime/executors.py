@@ -22,12 +22,13 @@ from runtime.engine import (
     Failed,
     Outcome,
     OutsideTransaction,
+    Record,
     Reschedule,
     StepFailed,
 )
 from runtime.jsonvalues import JSON, condition_holds, loads
 from runtime.plans import Node
-from runtime.store import Task
+from runtime.store import Store, Task
 from runtime.substitution import (
     SubstitutionError,
     referenced_names,
@@ -169,7 +170,7 @@ class SqlExecutor(_Leaf):
         return Outcome.ok({"rows": run.rows, "row_count": len(run.rows)})
 
     @staticmethod
-    def _outside(ctx: Context, task: Task, sql: str) -> Outcome | Deferred:
+    def _outside(ctx: Context, task: Task, sql: str) -> Outcome:
         kind = statement_kind(sql)
         if kind not in OUTSIDE_ALLOWED:
             return Outcome.error(
@@ -177,11 +178,21 @@ class SqlExecutor(_Leaf):
                 "workflow step; allowed there: VACUUM, ANALYZE, CLUSTER, REINDEX, "
                 "CREATE/DROP INDEX CONCURRENTLY, CREATE/DROP DATABASE, tablespaces, ALTER SYSTEM"
             )
-        if ctx.store.task_lock_held(task.id):
-            ctx.store.postpone_task(task.id, 1.0)  # another worker is running it right now
-            return Deferred()
         ctx.ran_sql = True
-        raise OutsideTransaction(task.id, sql, ctx.instance.role_oid, ctx.instance.search_path)
+        role_oid, search_path = ctx.instance.role_oid, ctx.instance.search_path
+
+        def work(store: Store) -> Record:
+            try:
+                store.run_outside_transaction(role_oid, sql, search_path)
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError) or store.conn.broken:
+                    raise  # the connection is gone: the statement runs again
+                message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+                return OutsideTransaction.completing(
+                    Outcome.error(f"SQL execution failed: {message}"))
+            return OutsideTransaction.completing(Outcome.ok({"rows": [], "row_count": 0}))
+
+        raise OutsideTransaction(task.id, "sql", work)
 
 
 # Statements that cannot run in a transaction block and run no code of the user's that could

@@ -4,16 +4,30 @@ A step may send requests only when its role was granted them
 (``df.grant_usage(role, include_http => true)``); this is checked before every attempt. Retryable
 failures (5xx, timeouts, connection errors) are tried again with the default policy
 (:data:`runtime.backoff.DEFAULT_POLICY`) unless a ``retry`` node around the step decides; every
-attempt of one activation sends the same ``Idempotency-Key``. The request runs while the step's
-task is locked, so two workers never send it at the same time; a worker that dies after the
-response but before its commit makes the step run again (at least once, with the same key).
+attempt of one activation sends the same ``Idempotency-Key``.
+
+The request is sent with no transaction open and no row lock held (:class:`OutsideTransaction`):
+the claiming transaction checks the grant, builds the request (substitution, the key) and
+commits; the worker then sends it and records the outcome in a new transaction. Meanwhile a
+session lock on the task keeps other workers from sending it too, while ``df.cancel``,
+``df.signal`` and everything else that touches the instance go on at once; a response for a task
+that is gone by then (cancelled) is dropped. A worker that dies after sending makes the step run
+again (at least once, with the same key).
 """
 
 from __future__ import annotations
 
-from runtime.engine import Context, Deferred, Outcome, Reschedule
+from runtime.engine import Context, Deferred, Outcome, OutsideTransaction, Record, Reschedule
 from runtime.executors import ITERATION_KEY, _Leaf
-from runtime.http_client import HttpFailure, build_multipart, build_request, idempotency_key, send
+from runtime.http_client import (
+    HttpFailure,
+    HttpRequest,
+    HttpSettings,
+    build_multipart,
+    build_request,
+    idempotency_key,
+    send,
+)
 from runtime.jsonvalues import JSON
 from runtime.plans import Node
 from runtime.store import Task
@@ -53,14 +67,24 @@ class HttpExecutor(_Leaf):
         generation = str(task.scope.get(ITERATION_KEY, ""))
         key = idempotency_key(ctx.instance.id, node.id, generation)
         builder = build_multipart if self.multipart else build_request
-        ctx.ran_sql = True  # commit right after the request: it has an effect outside
         try:
             request = builder(node.spec, ctx.variables, task.scope, key)
-            envelope = send(request, ctx.settings.http)
         except HttpFailure as failure:
             delay = ctx.retry_delay(node, task, failure.message, failure.retryable)
             if delay is not None:
                 attempts = int(task.state.get("attempts", 1))
                 return Reschedule(delay, {**task.state, "attempts": attempts + 1})
             return Outcome.error(failure.message)
-        return Outcome.ok(envelope)
+        ctx.ran_sql = True  # the claim commits before the request: nothing more is chained
+        settings = ctx.settings.http
+        raise OutsideTransaction(task.id, "http", lambda store: _send(request, settings))
+
+
+def _send(request: HttpRequest, settings: HttpSettings) -> Record:
+    """Send the request (no transaction open); what to record once the task is claimed again."""
+    try:
+        envelope = send(request, settings)
+    except HttpFailure as failure:
+        message, retryable = failure.message, failure.retryable
+        return lambda ctx, task: ctx.step_failed(task, message, retryable)
+    return OutsideTransaction.completing(Outcome.ok(envelope))

@@ -419,12 +419,10 @@ class Store:
     def unlock_task(self, task_id: int) -> None:
         self._run("unlock_task", {"id": task_id})
 
-    def task_lock_held(self, task_id: int) -> bool:
-        row = self._one("task_lock_held", {"id": task_id})
-        return bool(row and row["held"])
-
     def postpone_task(self, task_id: int, delay: float) -> None:
-        self._run("postpone_task", {"id": task_id, "delay": delay})
+        """Make a task due ``delay`` seconds from now on the store's clock."""
+        self._run("postpone_task", {"id": task_id,
+                                    "run_at": self.clock.now() + timedelta(seconds=delay)})
 
     def run_outside_transaction(self, role_oid: int, sql: str, search_path: str) -> None:
         """Run ``sql`` as the role, in autocommit; the session goes back to the worker after."""

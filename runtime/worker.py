@@ -37,7 +37,7 @@ import psycopg
 
 from runtime.clock import Clock, RealClock
 from runtime.connection import WorkerConnection, connect
-from runtime.engine import Context, Outcome, OutsideTransaction, Settings, StepFailed
+from runtime.engine import Context, OutsideTransaction, Settings, StepFailed
 from runtime.executors import EXECUTORS
 from runtime.http_client import HttpSettings
 from runtime.plans import Plan, PlanError
@@ -52,6 +52,9 @@ MAX_IDLE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10.0
 # Tasks that run no SQL (starting compound nodes, finished timers) chained into one transaction.
 MAX_CHAINED_TASKS = 64
+# How often other workers look at a task whose work runs outside a transaction (an HTTP request,
+# VACUUM, …): at most this long after its worker died, the work runs again.
+OUTSIDE_RECHECK_SECONDS = 1.0
 # Steps an executor goes on with, one after the other, without going back to the queue (the
 # next step of the same instance, see Worker._following): then it claims the oldest due task.
 MAX_FOLLOWING_STEPS = 100
@@ -293,13 +296,20 @@ class Worker:
         claim: Claim | None = None
         slot = slot or _Slot()
         store.step_guard = lambda entering: self._guard(slot, entering)
+        outside: OutsideTransaction | None = None
         try:
             following = self._following(conn, slot)
             with conn.transaction():
                 claim = following or store.claim()
                 if claim is None:
                     return False
-                self._run_claims(store, claim, slot)
+                try:
+                    self._run_claims(store, claim, slot)
+                except OutsideTransaction as request:
+                    if self._lease_outside(store, request):
+                        outside = request
+            if outside is not None:
+                self._run_outside(conn, outside)
         except StepFailed as failed:
             cancelled = self._was_cancelled(slot, failed.task_id)
             where = (slot.instance_id, slot.node_id)
@@ -308,14 +318,14 @@ class Worker:
                 self._record_cancelled(conn, failed, *where)
             else:
                 self._record_failure(conn, failed)
-        except OutsideTransaction as request:
-            self._run_outside(conn, request)
         except psycopg.OperationalError:
             raise
         except Exception as exc:  # a defect in the runtime must not loop on one task forever
             if conn.broken:
                 raise
             log.error("internal error running a task:\n%s", traceback.format_exc())
+            if outside is not None:
+                store.reset_session()  # the task's session lock
             if claim is not None:
                 with conn.transaction():
                     store.finish_instance(claim.instance.id, "failed",
@@ -349,33 +359,42 @@ class Worker:
             instance = replace(instance, status="running")  # marked by the step before
         return Claim(task, instance, locked=False)
 
+    def _lease_outside(self, store: Store, request: OutsideTransaction) -> bool:
+        """In the claiming transaction, while the task's row is locked: take the task's session
+        lock for the work outside (False when another worker holds it, running that work right
+        now). Either way the task is put off by OUTSIDE_RECHECK_SECONDS, so other workers look
+        at it again only that often: a worker that dies loses its lock with its session, and
+        the next look runs the work again."""
+        store.postpone_task(request.task_id, OUTSIDE_RECHECK_SECONDS)
+        return store.try_lock_task(request.task_id)
+
     def _run_outside(self, conn: psycopg.Connection[Any], request: OutsideTransaction) -> None:
-        """Run a non-transactional statement (at least once), then record its outcome. A session
-        advisory lock on the task keeps other workers from running it at the same time."""
+        """Run a step's work with no transaction open (at least once), then record its outcome
+        in a new transaction that claims the task again; a task gone meanwhile (its instance
+        cancelled, a lost race) drops the outcome. The task's session lock, taken when it was
+        claimed, keeps other workers from running it until the outcome is recorded."""
         store = Store(conn, self.clock)
-        if not store.try_lock_task(request.task_id):
-            return
+        locked = True
         try:
-            outcome = Outcome.ok({"rows": [], "row_count": 0})
-            try:
-                store.run_outside_transaction(request.role_oid, request.sql, request.search_path)
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                if conn.broken:
-                    raise
-                message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-                outcome = Outcome.error(f"SQL execution failed: {message}")
+            if isinstance(conn, WorkerConnection):
+                conn.send_held()  # outside any block: also ends the empty transaction a commit opens
+            record = request.work(store)
             with conn.transaction():
                 claim = store.claim(task_id=request.task_id, wait=True)
-                if claim is not None:
+                if claim is None:
+                    store.delete_orphan_task(request.task_id)
+                else:
                     ctx = self._context(store, claim)
                     if ctx is not None:
-                        ctx.complete(claim.task, outcome)
+                        record(ctx, claim.task)
                         if ctx.woke_others:
                             store.notify(claim.instance.id)
+                # released before the commit, while the row is still locked: no other worker
+                # can find the task unlocked and not yet updated
+                store.unlock_task(request.task_id)
+                locked = False
         finally:
-            if not conn.broken:
+            if locked and not conn.broken:
                 store.unlock_task(request.task_id)
 
     def _busy(self, slot: _Slot, conn: psycopg.Connection[Any] | None, instance_id: str | None,

@@ -226,20 +226,17 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
    FOR UPDATE OF t;
 
 -- name: try_lock_task
--- Held (session-level) while a non-transactional statement of this task runs.
-SELECT pg_catalog.pg_try_advisory_lock(1147489352, %(id)s::integer) AS locked;
+-- Held (session-level) while the work of this task that runs outside any transaction (a
+-- statement that cannot run in a transaction block, an HTTP request) is under way.
+-- Task ids are bigint, the key is their low 31 bits: two live tasks whose ids are 2^31 apart
+-- share a lock, which can only put one of them off for a while.
+SELECT pg_catalog.pg_try_advisory_lock(1147489352, (%(id)s::bigint & 2147483647)::integer) AS locked;
 
 -- name: unlock_task
-SELECT pg_catalog.pg_advisory_unlock(1147489352, %(id)s::integer);
-
--- name: task_lock_held
-SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                WHERE l.locktype = 'advisory' AND l.classid = 1147489352
-                  AND l.objid = %(id)s::integer::oid AND l.granted) AS held;
+SELECT pg_catalog.pg_advisory_unlock(1147489352, (%(id)s::bigint & 2147483647)::integer);
 
 -- name: postpone_task
-UPDATE df.tasks SET run_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => %(delay)s)
- WHERE id = %(id)s;
+UPDATE df.tasks SET run_at = %(run_at)s WHERE id = %(id)s;
 
 -- name: become_role
 SELECT pg_catalog.set_config('role', r.rolname, false),
