@@ -12,6 +12,10 @@ the corpus and on random input). It is several times faster than Lark's own loop
   prefix (``/*``); at such a position the exact ``regex`` pattern decides. The two
   modules disagree about ``\\s`` only on the separator controls U+001C-U+001F, so a file that
   contains one is scanned with the ``regex`` pattern alone;
+* whitespace is skipped by the pattern before each token where WS would be the token there, so
+  a scan makes one match per token instead of two;
+* a few sub-patterns are rewritten into equivalent forms ``re`` runs faster (:data:`_FASTER`),
+  such as a quoted string's body as runs of plain characters instead of one character at a time;
 * lines and columns come from the source's index of line starts, walked forward once, instead
   of counting the newlines of every token;
 * tokens are built without the keyword-argument constructor of Lark's ``Token``, and a
@@ -40,14 +44,26 @@ WHITESPACE = "WS"
 _RECURSION = re.compile(r"\(\?(?:&\w+|P>\w+|R|[0-9]+)\)")
 # Where ``re`` and ``regex`` disagree about ``\s`` (str.isspace() against Unicode White_Space).
 _DISPUTED_SPACE = re.compile("[\x1c-\x1f]")
+# Whitespace skipped before each token: a run that starts with ASCII whitespace, where WS is the
+# only terminal that matches and takes the whole run (a run that starts with a non-ASCII space
+# is a name: IDENT comes first).
+_SPACES = "(?:[ \\t\\n\\r\\f\\v]\\s*)?"
+# Sub-patterns of the grammar's terminals and equivalent forms that ``re`` matches faster: a
+# quoted body as runs of plain characters between doubled quotes instead of an alternation per
+# character. Only the ``re`` pattern uses them; a grammar without them is merely slower.
+_FASTER = {
+    "'(?:[^']|'')*+'": "'[^']*+(?:''[^']*+)*+'",
+}
 
 
 @dataclass(frozen=True)
 class Scanner:
     """The grammar's terminals compiled for :func:`lex`."""
 
-    fast: Any  # the alternation compiled with ``re`` (triggers for regex-only terminals)
-    exact: Any  # the same alternation compiled with Lark's ``regex`` module
+    fast: Any  # whitespace, then the alternation, compiled with ``re`` (with triggers)
+    exact: Any  # the same compiled with Lark's ``regex`` module
+    fast_kinds: tuple[str, ...]  # the name of each of ``fast``'s groups, by number
+    exact_kinds: tuple[str, ...]
     triggers: frozenset[str]  # terminals whose positions ``exact`` decides
     callbacks: dict[str, Callable[[Token], Token]]
 
@@ -75,17 +91,32 @@ def scanner() -> Scanner:
         exact_parts.append(f"(?P<{terminal.name}>{regexp})")
         try:
             re.compile(regexp)
+            for slow, faster in _FASTER.items():
+                regexp = regexp.replace(slow, faster)
             fast_parts.append(f"(?P<{terminal.name}>{regexp})")
         except re.error:
             triggers.add(terminal.name)
             fast_parts.append(f"(?P<{terminal.name}>{_trigger(regexp)})")
     flags = conf.g_regex_flags
+    # ``\Z`` ends the scan on trailing whitespace (an empty match without a terminal).
+    fast = re.compile(_SPACES + "(?:" + "|".join(fast_parts) + r"|\Z)", flags)
+    exact = conf.re_module.compile(_SPACES + "(?:" + "|".join(exact_parts) + r"|\Z)", flags)
     return Scanner(
-        fast=re.compile("|".join(fast_parts), flags),
-        exact=conf.re_module.compile("|".join(exact_parts), flags),
+        fast=fast,
+        exact=exact,
+        fast_kinds=_kinds(fast),
+        exact_kinds=_kinds(exact),
         triggers=frozenset(triggers),
         callbacks=dict(lexer.callback),
     )
+
+
+def _kinds(pattern: Any) -> tuple[str, ...]:
+    """The name of each group of ``pattern`` by number (a match's ``lastindex``)."""
+    kinds = [""] * (pattern.groups + 1)
+    for name, number in pattern.groupindex.items():
+        kinds[number] = name
+    return tuple(kinds)
 
 
 def _trigger(regexp: str) -> str:
@@ -145,10 +176,11 @@ def lex(source: SourceFile) -> Iterator[Token]:
     scan = scanner()
     text = source.text
     if _DISPUTED_SPACE.search(text) is None:
-        fast, triggers = scan.fast, scan.triggers
+        fast, kinds, triggers = scan.fast, scan.fast_kinds, scan.triggers
     else:
-        fast, triggers = scan.exact, frozenset()
+        fast, kinds, triggers = scan.exact, scan.exact_kinds, frozenset()
     exact = scan.exact.match
+    exact_kinds = scan.exact_kinds
     callbacks = scan.callbacks
     retyped: dict[tuple[str, str], str] = {}
     # Line starts with a sentinel past the end, so the walk below needs no bounds check.
@@ -159,40 +191,47 @@ def lex(source: SourceFile) -> Iterator[Token]:
     while pos < size:
         # ``scanner().match`` yields consecutive matches, each starting where the last ended.
         for found in iter(fast.scanner(text, pos).match, None):
-            kind = found.lastgroup
+            number = found.lastindex
+            if number is None:  # only whitespace was left
+                pos = size
+                break
+            kind = kinds[number]
+            if kind == WHITESPACE:  # what the ASCII whitespace before a token leaves to WS
+                pos = found.end()
+                continue
             decided = kind in triggers
             if decided:
-                found = exact(text, found.start())
-                kind = found.lastgroup
-            start, end = found.span()
+                found = exact(text, found.start(number))
+                number = found.lastindex
+                kind = exact_kinds[number]
+            start, end = found.span(number)
             pos = end
-            if kind != WHITESPACE:
-                # Advance to the lines of the token's start and end.
-                while following <= start:
-                    index += 1
-                    following = starts[index + 1]
-                line, column = index + 1, start - starts[index] + 1
-                while following <= end:
-                    index += 1
-                    following = starts[index + 1]
-                value = found.group()
-                token = _new_token(Token, value)
-                token.type = kind
-                token.value = value
-                token.start_pos = start
-                token.line = line
-                token.column = column
-                token.end_line = index + 1
-                token.end_column = end - starts[index] + 1
-                token.end_pos = end
-                if kind in callbacks:
-                    key = (kind, value)
-                    typed = retyped.get(key)
-                    if typed is None:
-                        # Lark's callbacks here only retype a token (keywords lexed as names).
-                        typed = retyped[key] = callbacks[kind](Token(kind, value)).type
-                    token.type = typed
-                yield token
+            # Advance to the lines of the token's start and end.
+            while following <= start:
+                index += 1
+                following = starts[index + 1]
+            line, column = index + 1, start - starts[index] + 1
+            while following <= end:
+                index += 1
+                following = starts[index + 1]
+            value = text[start:end]
+            token = _new_token(Token, value)
+            token.type = kind
+            token.value = value
+            token.start_pos = start
+            token.line = line
+            token.column = column
+            token.end_line = index + 1
+            token.end_column = end - starts[index] + 1
+            token.end_pos = end
+            if kind in callbacks:
+                key = (kind, value)
+                typed = retyped.get(key)
+                if typed is None:
+                    # Lark's callbacks here only retype a token (keywords lexed as names).
+                    typed = retyped[key] = callbacks[kind](Token(kind, value)).type
+                token.type = typed
+            yield token
             if decided:
                 break  # restart the fast scan after the token the exact pattern matched
         else:
