@@ -279,3 +279,41 @@ def test_retries_of_an_outside_request_are_counted(dsn: str, server: GateServer)
                   (instance, node)) == 2
     keys = server.keys["outside2"]
     assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_a_race_won_elsewhere_during_the_request_drops_its_response(
+        dsn: str, server: GateServer) -> None:
+    gate = server.gate("race")
+    b = PlanBuilder()
+    node = http(b, f"{server.base}/gate/race")
+    plan = b.build(b.race(node, b.seq(b.wait_signal("go"), b.sql("SELECT 'other' AS won"))))
+    with worker_on(dsn, concurrency=2):
+        instance = start(dsn, plan)
+        gate.wait_arrival()
+        with connect(dsn) as conn:
+            conn.execute(NO_WAIT)
+            conn.execute("SELECT df.signal(%s, 'go')", (instance,))
+        # the other branch runs and the instance finishes while the request is still waiting
+        assert wait(dsn, instance, 60) == "completed", output(dsn, instance)
+        assert not gate.opened.is_set()
+        gate.opened.set()
+        until(lambda: gate.answered == 1 and lock_holders(dsn) == [])
+    assert result(dsn, instance)["rows"] == [{"won": "other"}]
+    assert node_status(dsn, instance, node) == "cancelled"
+    assert len(gate.keys) == 1
+
+
+def test_multipart_requests_go_the_same_way(dsn: str, server: GateServer) -> None:
+    b = PlanBuilder()
+    node = b._add("http_multipart", None, url=f"{server.base}/echo", method="POST",
+                  parts=[{"name": "file", "filename": "a.txt", "data_b64": "aGVsbG8=",
+                          "content_type": "text/plain"}],
+                  headers=None, timeout_seconds=30)
+    with worker_on(dsn, concurrency=1):
+        instance = start(dsn, b.build(node))
+        assert wait(dsn, instance, 60) == "completed", output(dsn, instance)
+    seen = json.loads(result(dsn, instance)["body"])
+    assert seen["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    assert 'name="file"; filename="a.txt"' in seen["body"] and "hello" in seen["body"]
+    assert seen["headers"]["idempotency-key"].startswith(f"dfc-{instance}-")
+    assert lock_holders(dsn) == []
