@@ -186,6 +186,12 @@ def _url(raw: str, variables: Mapping[str, str], results: Mapping[str, JSON]) ->
             f"Blocked: unsupported URL scheme '{shown}'. Only http and https are allowed.",
             retryable=False,
         )
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise HttpFailure(f"Invalid URL {url}: {exc}", retryable=False) from exc
+    if not parsed.host:
+        raise HttpFailure(f"Blocked: the URL has no host: {url}", retryable=False)
     return url
 
 
@@ -327,7 +333,10 @@ def _json_text(value: JSON, in_string: bool, *, raw_text: bool) -> str:
 
 def send(request: HttpRequest, settings: HttpSettings) -> dict[str, JSON]:
     """Send ``request`` and return the result envelope (raises :class:`HttpFailure`)."""
-    url = httpx.URL(request.url)
+    try:
+        url = httpx.URL(request.url)
+    except httpx.InvalidURL as exc:
+        raise HttpFailure(f"Invalid URL {request.url}: {exc}", retryable=False) from exc
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     if not host:

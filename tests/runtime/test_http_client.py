@@ -194,6 +194,17 @@ def test_unknown_references_stay_and_bad_scheme_is_refused() -> None:
     )
 
 
+@pytest.mark.parametrize("url, message", [
+    ("http://[::1/x", "Invalid URL http://[::1/x: "),
+    ("http:///path", "Blocked: the URL has no host: http:///path"),
+])
+def test_malformed_urls_fail_while_the_request_is_built(url: str, message: str) -> None:
+    with pytest.raises(HttpFailure) as info:
+        build_request(http(url), {}, {})
+    assert info.value.message.startswith(message)
+    assert not info.value.retryable
+
+
 def test_multipart(server: TestServer) -> None:
     spec = {"url": f"{server.base}/echo", "method": "POST", "headers": None,
             "timeout_seconds": 30,
