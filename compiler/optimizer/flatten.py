@@ -28,6 +28,21 @@ def flatten(root: ir.Node) -> ir.Node:
     return with_observability(root, _flatten)
 
 
+def may_change(node: ir.Node) -> bool:
+    """Whether the pass can rewrite this node: one step, or an unnamed child of its kind."""
+    if isinstance(node, ir.Seq):
+        return len(node.steps) == 1 or _nested(node.steps, ir.Seq)
+    if isinstance(node, ir.Race):
+        return _nested(node.branches, ir.Race)
+    if isinstance(node, ir.Join):
+        return _nested(node.branches, ir.Join)
+    return False
+
+
+def _nested(children: tuple[ir.Node, ...], kind: type[ir.Node]) -> bool:
+    return any(isinstance(c, kind) and c.bind is None for c in children)
+
+
 def _flatten(node: ir.Node, observable: bool) -> ir.Node:
     if isinstance(node, ir.Seq):
         steps = _splice(node.steps, ir.Seq)

@@ -35,6 +35,11 @@ def fold_conditions(root: ir.Node) -> ir.Node:
     return with_observability(root, _fold)
 
 
+def may_change(node: ir.Node) -> bool:
+    """Whether the pass can rewrite a tree with this node: every change needs a constant IF."""
+    return isinstance(node, ir.If) and constant_condition(node.condition) is not None
+
+
 def constant_condition(node: ir.Node) -> bool | None:
     """The truth value of a constant SQL condition, else None."""
     if not isinstance(node, ir.Sql) or node.bind is not None:

@@ -15,6 +15,7 @@ observable result (a sleep's result records its own seconds).
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 from compiler import ir
 from compiler.optimizer.tree import join_spans, with_observability
@@ -22,6 +23,13 @@ from compiler.optimizer.tree import join_spans, with_observability
 
 def merge_sleeps(root: ir.Node) -> ir.Node:
     return with_observability(root, _merge)
+
+
+def may_change(node: ir.Node) -> bool:
+    """Whether the pass can rewrite this node: a sequence with two sleeps in a row."""
+    if not isinstance(node, ir.Seq):
+        return False
+    return any(isinstance(a, ir.Sleep) and isinstance(b, ir.Sleep) for a, b in pairwise(node.steps))
 
 
 def _merge(node: ir.Node, observable: bool) -> ir.Node:

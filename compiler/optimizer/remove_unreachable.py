@@ -25,6 +25,11 @@ def remove_unreachable(root: ir.Node) -> ir.Node:
     return bottom_up(root, _trim)
 
 
+def may_change(node: ir.Node) -> bool:
+    """Whether the pass can rewrite a tree with this node: nothing diverges without one."""
+    return isinstance(node, ir.Break) or (isinstance(node, ir.Loop) and node.condition is None)
+
+
 def _trim(node: ir.Node) -> ir.Node:
     if not isinstance(node, ir.Seq):
         return node
