@@ -135,6 +135,21 @@ def test_a_mapped_role_starts_through_df_loopback(linked: str, password_role: st
     assert result(linked, row[0]) == {"rows": [{"who": ROLE}], "row_count": 1}
 
 
+def test_scram_passthrough_needs_no_stored_password(linked: str, password_role: str) -> None:
+    with psycopg.connect(linked, autocommit=True) as admin:
+        if admin.info.server_version < 180000:
+            pytest.skip("use_scram_passthrough is new in PostgreSQL 18")
+        _create_server(admin, use_scram_passthrough="true")
+        admin.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER df_loopback TO {}").format(sql.Identifier(ROLE)))
+        admin.execute(sql.SQL("CREATE USER MAPPING FOR {} SERVER df_loopback OPTIONS (user {})")
+                      .format(sql.Identifier(ROLE), sql.Literal(ROLE)))
+    with connect(password_role) as conn:
+        row = conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')").fetchone()
+        assert row is not None
+        assert conn.execute("SELECT submitted_by::text FROM df.instances WHERE id = %s",
+                            (row[0],)).fetchone() == (ROLE,)
+
+
 def test_a_wrong_password_is_a_connection_error(linked: str, password_role: str) -> None:
     with psycopg.connect(linked, autocommit=True) as admin:
         _create_server(admin)
