@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from compiler.codes import CODES
+from compiler.frozen import quick_init
 from compiler.source import Span
 
 
@@ -21,6 +22,7 @@ class Severity(StrEnum):
     HINT = "hint"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Edit:
     """Replace ``span`` with ``text``: one piece of a quick fix."""
@@ -29,6 +31,7 @@ class Edit:
     text: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Fix:
     """A quick fix offered with a diagnostic (LSP code action, ``--fix`` later)."""
@@ -37,6 +40,7 @@ class Fix:
     edits: tuple[Edit, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Related:
     """Another place that explains a diagnostic, e.g. where a name was bound."""
@@ -45,6 +49,7 @@ class Related:
     message: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from compiler.frozen import quick_init
 from compiler.source import SourceFile, Span
 
 # ---------------------------------------------------------------------------------------------
@@ -22,6 +23,7 @@ from compiler.source import SourceFile, Span
 # ---------------------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Text:
     """Decoded literal text with a map back to file offsets.
@@ -51,6 +53,7 @@ class Text:
         return source.span(self.file_offset(start), self.file_offset(end - 1) + 1)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Json:
     """A JSON value given as a literal (``'…'::jsonb``, ``jsonb_build_object(…)``)."""
@@ -64,6 +67,7 @@ class Json:
 # ---------------------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Name:
     """A result name as written after ``|=>`` or in ``df.as``/``df.if_rows``."""
@@ -72,6 +76,7 @@ class Name:
     span: Span
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Node:
     """Base of all workflow steps. ``bind`` is the ``|=> 'name'`` given to this step."""
@@ -100,30 +105,35 @@ class Node:
             stack.extend(reversed(list(node.children())))
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Sql(Node):
     kind: ClassVar[str] = "sql"
     sql: Text
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Seq(Node):
     kind: ClassVar[str] = "seq"
     steps: tuple[Node, ...]
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Join(Node):
     kind: ClassVar[str] = "join"
     branches: tuple[Node, ...]
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Race(Node):
     kind: ClassVar[str] = "race"
     branches: tuple[Node, ...]
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class If(Node):
     kind: ClassVar[str] = "if"
@@ -132,6 +142,7 @@ class If(Node):
     otherwise: Node | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class IfRows(Node):
     kind: ClassVar[str] = "if_rows"
@@ -140,6 +151,7 @@ class IfRows(Node):
     otherwise: Node | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Loop(Node):
     kind: ClassVar[str] = "loop"
@@ -147,12 +159,14 @@ class Loop(Node):
     condition: Node | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Break(Node):
     kind: ClassVar[str] = "break"
     value: Text | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Sleep(Node):
     kind: ClassVar[str] = "sleep"
@@ -160,6 +174,7 @@ class Sleep(Node):
     seconds_span: Span
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class WaitSchedule(Node):
     kind: ClassVar[str] = "wait_schedule"
@@ -167,6 +182,7 @@ class WaitSchedule(Node):
     time_zone: Text | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class WaitSignal(Node):
     kind: ClassVar[str] = "wait_signal"
@@ -175,6 +191,7 @@ class WaitSignal(Node):
     timeout_span: Span | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Http(Node):
     kind: ClassVar[str] = "http"
@@ -186,6 +203,7 @@ class Http(Node):
     timeout_span: Span | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class HttpMultipart(Node):
     kind: ClassVar[str] = "http_multipart"
@@ -197,6 +215,7 @@ class HttpMultipart(Node):
     timeout_span: Span | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Retry(Node):
     kind: ClassVar[str] = "retry"
@@ -208,6 +227,7 @@ class Retry(Node):
     args_span: Span | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Timeout(Node):
     kind: ClassVar[str] = "timeout"
@@ -216,6 +236,7 @@ class Timeout(Node):
     seconds_span: Span | None = None
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Undo(Node):
     kind: ClassVar[str] = "undo"
@@ -228,6 +249,7 @@ class Undo(Node):
 # ---------------------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Workflow:
     """``SELECT df.start(...)``, a bare expression, or ``SELECT df.explain(...)``."""
@@ -242,6 +264,7 @@ class Workflow:
     index: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class SetVar:
     """``SELECT df.setvar('name', 'value')``: declares ``{name}`` with a default value."""
@@ -254,12 +277,14 @@ class SetVar:
 Statement = Workflow | SetVar
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Comment:
     text: str
     span: Span
 
 
+@quick_init
 @dataclass(frozen=True, kw_only=True)
 class Program:
     source: SourceFile = field(compare=False)

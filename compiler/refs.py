@@ -18,12 +18,15 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from compiler.frozen import quick_init
+
 _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 _PLAIN = re.compile(r"[^'\"$\-/]+")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ref:
     """One ``$name`` reference; offsets are into the decoded text."""
@@ -46,6 +49,7 @@ class Ref:
         return text + ("?" if self.nullsafe else "")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class VarRef:
     """One ``{name}`` reference."""
@@ -55,6 +59,7 @@ class VarRef:
     end: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Scan:
     refs: tuple[Ref, ...]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from compiler.frozen import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Span:
     """A half-open range of character offsets with its 1-based line/column bounds.

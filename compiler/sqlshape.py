@@ -18,9 +18,12 @@ from typing import Any
 
 from pglast import parser as pg
 
+from compiler.frozen import quick_init
+
 JsonNode = dict[str, Any]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Shape:
     error: str | None = None
