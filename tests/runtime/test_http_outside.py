@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -240,18 +241,21 @@ def test_a_worker_killed_mid_request_is_replaced_and_the_request_sent_again(
     b = PlanBuilder()
     plan = b.build(http(b, f"{server.base}/gate/killed"))
     instance = start(dsn, plan)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dfc", "worker", "--dsn", dsn, "--concurrency", "1",
-         "--http-allow", "127.0.0.1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        gate.wait_arrival()
-        until(lambda: len(lock_holders(dsn)) == 1)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dfc", "worker", "--dsn", dsn, "--concurrency", "1",
+             "--http-allow", "127.0.0.1"],
+            cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            if not gate.arrived.acquire(timeout=120):
+                log.seek(0)
+                raise AssertionError("the worker sent no request: "
+                                     + log.read().decode(errors="replace")[-2000:])
+            until(lambda: len(lock_holders(dsn)) == 1)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
     with worker_on(dsn, concurrency=1):
         gate.wait_arrival()
         assert wait(dsn, instance, 60) == "completed", output(dsn, instance)
