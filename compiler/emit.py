@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from compiler import ir
@@ -98,30 +99,40 @@ class _Emitter:
 
     def node(self, node: ir.Node) -> str:
         node_id = f"n{len(self.nodes)}"
+        bind = node.bind
+        span = node.span
         entry: dict[str, Any] = {
             "id": node_id,
             "kind": node.kind,
-            "bind": node.bind.value if node.bind is not None else None,
+            "bind": bind.value if bind is not None else None,
             "at_least_once": False,
-            "span": node.span.to_json(),
+            "span": {  # Span.to_json(), written out: this runs for every node
+                "line": span.line,
+                "column": span.column,
+                "end_line": span.end_line,
+                "end_column": span.end_column,
+            },
         }
         self.nodes.append(entry)
-        if node.bind is not None:
-            self.bindings.setdefault(node.bind.value, []).append(node_id)
-        getattr(self, f"_{node.kind}")(node, entry)
+        if bind is not None:
+            self.bindings.setdefault(bind.value, []).append(node_id)
+        _WRITERS[type(node)](self, node, entry)
         return node_id
 
     def text(self, text: ir.Text | None) -> str | None:
         if text is None:
             return None
-        self.variables.update(v.name for v in scan_text(text.value).variables)
+        variables = scan_text(text.value).variables
+        if variables:
+            self.variables.update(v.name for v in variables)
         return text.value
 
     # -- one method per node kind -------------------------------------------------------------
 
     def _sql(self, node: ir.Sql, entry: dict[str, Any]) -> None:
         scan = scan_sql(node.sql.value)
-        self.variables.update(v.name for v in scan.variables)
+        if scan.variables:
+            self.variables.update(v.name for v in scan.variables)
         shape = analyse(scan.masked)
         entry["sql"] = node.sql.value
         entry["transactional"] = shape.transactional
@@ -210,6 +221,12 @@ class _Emitter:
             self.variables.update(v.name for v in scan_text(text).variables)
             out[str(key)] = text
         return out
+
+
+# The ``_<kind>`` method of each node type.
+_WRITERS: dict[type[ir.Node], Callable[[_Emitter, Any, dict[str, Any]], None]] = {
+    cls: getattr(_Emitter, f"_{cls.kind}") for cls in ir.NODE_TYPES.values()
+}
 
 
 def http_method(method: ir.Text | None) -> str:

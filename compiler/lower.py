@@ -19,7 +19,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +134,9 @@ class _Arg:
         return _span(self.first, self.last)
 
 
+_Builder = Callable[[Function, dict[str, Value], Span], ir.Node | None]
+
+
 class Lowerer:
     """The rule callbacks of one file's statements, for :func:`compiler.lalr.drive`.
 
@@ -147,6 +150,11 @@ class Lowerer:
         self.sink = DiagnosticSink()
         self.grouping = Grouping()
         self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
+        self._builders: dict[str, _Builder] = {
+            name.removeprefix("_build_"): getattr(self, name)
+            for name in dir(self)
+            if name.startswith("_build_")
+        }
 
     def begin(self) -> None:
         self.sink = DiagnosticSink()
@@ -267,6 +275,10 @@ class Lowerer:
 
     def _string(self, token: Token, span: Span) -> Value:
         """One literal: the common case of :meth:`_strings`, without its joining work."""
+        if token[0] == "'" and "''" not in token[1:-1]:
+            # The commonest literal of all: its body is its value (as decode() finds).
+            text = ir.Text(value=token[1:-1], span=span, breaks=((0, span.start + 1),))
+            return StrValue(span, text, "quote")
         try:
             decoded = decode(str(token), token.start_pos or 0)
         except StringError as error:
@@ -600,8 +612,7 @@ class Lowerer:
             return ErrorValue(span)
         # Build even after an argument error: the builder checks the other arguments (it
         # skips values that already failed), so independent mistakes are all reported.
-        builder = getattr(self, f"_build_{function.name}")
-        node: ir.Node | None = builder(function, args, span)
+        node: ir.Node | None = self._builders[function.name](function, args, span)
         if node is None or not ok:
             return ErrorValue(span)
         return NodeValue(span, node)
