@@ -146,8 +146,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
       ``df._apply`` call in front of the store's next statement in one simple-protocol message,
       or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
       nested block (a savepoint) first sends what was held before it; a block that fails drops
-      what was held inside it, as PostgreSQL drops the effects. The id of a task inserted with
-      the ``next`` flag is kept in :attr:`next_task` (the step the worker goes on with).
+      what was held inside it, as PostgreSQL drops the effects.
     * With :attr:`chain` set, a commit also opens the next transaction (``COMMIT; BEGIN``), which
       the next ``transaction()`` block adopts instead of sending ``BEGIN`` again. The open,
       still empty transaction holds no snapshot and no locks; any statement outside a block
@@ -158,10 +157,11 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         super().__init__(*args, **kwargs)
         self.chain = False
         self._held: list[list[Any]] = []
-        # where take_held put the df._apply call in the statements it returned (-1: none)
-        self.apply_at = -1
-        # the task df._apply inserted with the `next` flag in this transaction, if any
-        self.next_task: int | None = None
+        # Set inside a block to the id of the task its step ran: the commit then also takes the
+        # step to go on with (df._take_step), whose (id, state) goes to `taken`, locked in the
+        # transaction the commit opens.
+        self.take_next: int | None = None
+        self.taken: tuple[int, Any] | None = None
         self._blocks = 0
         self._open = False  # an empty transaction opened by the last commit (see chain)
         self._binder: ClientCursor[TupleRow] | None = None
@@ -258,30 +258,56 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
 
     def take_held(self) -> list[bytes]:
         """The statements to send ahead of the caller's own (the held writes as one df._apply
-        call); :attr:`apply_at` tells where that call is in the list (-1: none)."""
+        call)."""
         statements: list[bytes] = []
-        self.apply_at = -1
         if self._open and not self._blocks:
             statements.append(b"COMMIT")  # a statement outside any block: not in the empty one
             self._open = False
         if self._held:
             ops, self._held = self._held, []
-            self.apply_at = len(statements)
             statements.append(self.bind("apply", {"ops": Json(ops, dumps=fast_dumps)}))
         return statements
 
-    def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes],
-                  apply_at: int = -1) -> None:
-        """Send ``statements`` in one message and leave ``cur`` on the last result; the result
-        of the df._apply call at ``apply_at`` goes to :attr:`next_task`."""
+    def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes]) -> None:
+        """Send ``statements`` in one message and leave ``cur`` on the last result."""
         cur.execute(b"; ".join(statements))
-        for index in range(len(statements)):
-            if index == apply_at:
+        for _ in range(len(statements) - 1):
+            cur.nextset()
+
+    @property
+    def following(self) -> tuple[int, Any] | None:
+        """The step taken with the last commit, while the transaction holding it is open."""
+        return self.taken if self._open else None
+
+    def _commit(self) -> None:
+        """Commit the outermost block with the held writes; with :attr:`chain`, open the next
+        transaction, and with :attr:`take_next`, take the step to go on with in it."""
+        own, self.take_next = self.take_next, None
+        self.taken = None
+        statements = [*self.take_held(), b"COMMIT"]
+        if self.chain:
+            statements.append(b"BEGIN")
+            if own is not None:
+                statements.append(query("take_step").as_string().encode())
+        with super().cursor() as cur:
+            try:
+                self.run_batch(cur, statements)
+            except psycopg.Error:
+                if not self.chain or own is None or self.broken:
+                    raise
+                # the message stopped at its first error: whether it was the commit or the
+                # take after it, the step's task tells (the step deleted it)
+                self.rollback()
+                cur.execute(query("task_exists"), {"id": own})
                 row = cur.fetchone()
-                if row is not None and row[0] is not None:
-                    self.next_task = int(row[0])
-            if index < len(statements) - 1:
-                cur.nextset()
+                if row is None or row[0]:
+                    raise
+                self._open = False  # committed; only taking the next step failed
+                return
+            if own is not None:
+                row = cur.fetchone()
+                self.taken = None if row is None else (int(row[0]), row[1])
+        self._open = self.chain
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         # a statement of the session's own comes after the writes held before it
@@ -292,7 +318,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         held = self.take_held()
         if held:
             with super().cursor() as cur:
-                self.run_batch(cur, held, self.apply_at)
+                self.run_batch(cur, held)
 
     @contextmanager
     def transaction(self, savepoint_name: str | None = None,
@@ -325,19 +351,16 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._blocks += 1
         outer = Transaction(self)
         self._forget_locks()
-        self.next_task = None
+        self.take_next = None
+        self.taken = None
         try:
             yield outer
             self._forget_locks()
-            held = self.take_held()
-            tail = [b"COMMIT", b"BEGIN"] if self.chain else [b"COMMIT"]
-            with super().cursor() as cur:
-                self.run_batch(cur, [*held, *tail], self.apply_at)
-            self._open = self.chain
+            self._commit()
         except BaseException:
             self._held.clear()
             self._open = False
-            self.next_task = None
+            self.take_next = None
             self._forget_locks()
             self._distrust_statements()
             if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:

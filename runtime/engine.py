@@ -177,16 +177,6 @@ class Context:
         # (see runtime.worker). ``ready_count`` tells whether it was the only one.
         self.next_step: Task | None = None
         self.ready_count = 0
-        # set by the worker for such a step: its task is not locked yet (the SQL executor takes
-        # it in the step's statement); ``lost`` when someone else had it
-        self.lock_first = False
-        self.lost = False
-
-    def begin_step(self) -> None:
-        """Reuse this context for another step of the same instance."""
-        self.woke_others = self.ran_sql = self.stop_chain = self.lost = False
-        self.next_step = None
-        self.ready_count = 0
 
     # --- creating activations ---------------------------------------------------------------
 

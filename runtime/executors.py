@@ -122,9 +122,6 @@ class SqlExecutor(_Leaf):
         try:
             sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
         except SubstitutionError as exc:
-            if ctx.lock_first and store.claim(task_id=task.id) is None:
-                ctx.lost = True
-                return Deferred()
             return Outcome.error(str(exc))
         if not node.spec.get("transactional", True):
             return self._outside(ctx, task, sql)
@@ -139,8 +136,7 @@ class SqlExecutor(_Leaf):
         try:
             # the parent is locked next anyway (when the outcome goes up): in the same statement
             run = store.run_step(task.id, ctx.instance.role_oid, sql, rows_wanted,
-                                 ctx.instance.search_path, lock=ctx.lock_first,
-                                 then_lock=task.parent_id)
+                                 ctx.instance.search_path, then_lock=task.parent_id)
         except psycopg.errors.QueryCanceled as exc:
             # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
             if store.conn.broken:
@@ -157,9 +153,6 @@ class SqlExecutor(_Leaf):
             # the step's transaction is aborted: the worker records the failure in a new one
             raise StepFailed(task.id, f"SQL execution failed: {message}",
                              retryable=is_transient_sql_error(exc)) from exc
-        if not run.got:
-            ctx.lost = True
-            return Deferred()
         ctx.ran_sql = True
         if run.state is not None:
             task.state = run.state

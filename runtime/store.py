@@ -57,8 +57,6 @@ class Instance:
 class Claim:
     task: Task
     instance: Instance
-    # False for a step the worker goes on with without claiming it: its statement locks it
-    locked: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,7 @@ class Store:
             return
         conn = self.conn
         assert isinstance(conn, WorkerConnection)
-        conn.run_batch(cur, [*held, conn.bind(name, params)], conn.apply_at)
+        conn.run_batch(cur, [*held, conn.bind(name, params)])
 
     def _write(self, op: list[Any], name: str, params: dict[str, Any],
                task_id: int | None = None) -> None:
@@ -226,8 +224,8 @@ class Store:
         next_step: bool = False,
     ) -> int | None:
         """Insert an activation, due ``delay`` seconds from now on the store's clock.
-        ``next_step``: the step the worker goes on with after this transaction (its id is
-        then the connection's ``next_task``)."""
+        ``next_step``: the step the worker goes on with after this transaction (see
+        df._take_step)."""
         run_at = self.clock.now() + timedelta(seconds=delay) if delay > 0 else None
         params = {
                 "instance_id": instance_id,
@@ -240,8 +238,6 @@ class Store:
                 "state": _json(state),
         }
         if not want_id:
-            if next_step and isinstance(self.conn, WorkerConnection):
-                self.conn.next_task = None  # set again when this insert is sent
             self._write(["insert", instance_id, node_id, parent_id, branch, status,
                          None if run_at is None else run_at.isoformat(), scope, state, next_step],
                         "insert_task", params)

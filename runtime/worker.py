@@ -86,7 +86,6 @@ class _Slot:
     # the context of the step just run, when its only new task is a SQL step to go on with
     next_ctx: Context | None = None
     following: int = 0  # steps gone on with since the last claim
-    lost: bool = False  # the step to go on with was taken by someone else
 
 
 class Worker:
@@ -332,9 +331,6 @@ class Worker:
                                           f"internal error in the dfc worker: {exc}")
         finally:
             self._busy(slot, None, None, None)
-        if slot.lost:
-            slot.lost = False
-            return True  # nothing ran: claim instead
         self.steps_done += 1
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
@@ -342,22 +338,22 @@ class Worker:
 
     def _following(self, conn: psycopg.Connection[Any], slot: _Slot) -> Claim | None:
         """The step to go on with, without claiming it: the SQL step that the step just
-        committed created as its only new task, due now (its id came back with the commit).
-        Other workers are not told about it; if one of them takes it all the same, the step's
-        statement finds it locked and nothing runs (``slot.lost``)."""
+        committed created as its only new task, due now, locked by the message that committed
+        (df._take_step), in the transaction it opened. Other workers are not told about it;
+        one that claimed it in between keeps it (then this executor claims as usual)."""
         ctx, slot.next_ctx = slot.next_ctx, None
-        if ctx is None or ctx.next_step is None or not isinstance(conn, WorkerConnection) \
-                or conn.next_task is None or slot.following >= MAX_FOLLOWING_STEPS:
+        taken = conn.following if isinstance(conn, WorkerConnection) else None
+        if ctx is None or ctx.next_step is None or taken is None:
             slot.following = 0
             return None
         slot.following += 1
         step = ctx.next_step
-        task = Task(conn.next_task, step.instance_id, step.node_id, step.parent_id, step.branch,
-                    "ready", step.scope, step.state)
+        task = Task(taken[0], step.instance_id, step.node_id, step.parent_id, step.branch,
+                    "ready", step.scope, taken[1])
         instance = ctx.instance
         if instance.status == "pending":
             instance = replace(instance, status="running")  # marked by the step before
-        return Claim(task, instance, locked=False)
+        return Claim(task, instance)
 
     def _lease_outside(self, store: Store, request: OutsideTransaction) -> bool:
         """In the claiming transaction, while the task's row is locked: take the task's session
@@ -460,6 +456,7 @@ class Worker:
         current: Claim | None = claim
         slot.next_ctx = None
         ctx: Context | None = None
+        ran: Task | None = None
         for _ in range(MAX_CHAINED_TASKS):
             if current is None:
                 break
@@ -472,12 +469,9 @@ class Worker:
                 break  # runs outside any transaction: it must be the first task of its own
             self._busy(slot, store.conn, current.instance.id, current.task.id,
                        current.task.node_id)
+            ran = current.task
             if current is claim:
-                ctx.lock_first = not claim.locked
                 ctx.run_task(current.task)
-                if ctx.lost:
-                    slot.lost = True
-                    return
             else:
                 # a chained step must fail alone, not take the earlier work of this
                 # transaction with it
@@ -496,5 +490,9 @@ class Worker:
             current = store.claim(instance_id=claim.instance.id)
         if woke:
             store.notify(claim.instance.id)
-        elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None:
-            slot.next_ctx = ctx  # go on with that step once this transaction commits
+        elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None \
+                and ran is not None and isinstance(store.conn, WorkerConnection) \
+                and slot.following < MAX_FOLLOWING_STEPS and not self._stop.is_set():
+            # go on with that step: the commit takes it (ran's task is gone then)
+            slot.next_ctx = ctx
+            store.conn.take_next = ran.id

@@ -187,6 +187,13 @@ SELECT s.got, s.task_state, s.result_rows, s.error_message, s.error_state, s.par
 -- A step's held-back writes in one call (runtime/connection.py, WorkerConnection).
 SELECT df._apply(%(ops)s::json) AS next_task;
 
+-- name: take_step
+-- Sent after `COMMIT; BEGIN` in the message that commits a step: the step to go on with.
+SELECT s.id, s.state FROM df._take_step() s;
+
+-- name: task_exists
+SELECT EXISTS (SELECT 1 FROM df.tasks t WHERE t.id = %(id)s) AS found;
+
 -- name: reset_session
 -- After a failed step. Settings and temporary objects went with the rolled-back transaction;
 -- session-level advisory locks did not. (A successful step is cleaned up by df._run_step.)

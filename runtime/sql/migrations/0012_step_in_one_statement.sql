@@ -4,7 +4,8 @@
 -- step's failure is recorded while its task is still locked (before, another worker could claim
 -- the task between the rollback and the bookkeeping and run it again at once); it can also lock
 -- the task itself, for the step a worker goes on with right after the one before, and the parent
--- task. df._apply does a step's bookkeeping writes in one call. df._ensure_runner (df.start)
+-- task. df._apply does a step's bookkeeping writes in one call; df._take_step locks the step a
+-- worker goes on with in the message that commits the one before. df._ensure_runner (df.start)
 -- checks the role's runner as cheaply as each step does once it exists.
 
 -- Called by the worker (the owner) for a SQL step, in one statement: optionally lock the step's
@@ -82,8 +83,8 @@ $$;
 REVOKE ALL ON FUNCTION df._run_step_task(bigint, boolean, timestamptz, regrole, text, boolean, text, bigint) FROM PUBLIC;
 
 -- A step's bookkeeping in one call: the writes whose results nobody reads, in order, as a JSON
--- array of operations (runtime/store.py builds them). Returns the id of the task inserted with
--- the `next` flag (the step the worker goes on with), if any.
+-- array of operations (runtime/store.py builds them). The id of a task inserted with the `next`
+-- flag (the step the worker goes on with) is returned and kept for df._take_step.
 CREATE FUNCTION df._apply(p_ops json) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -107,6 +108,7 @@ BEGIN
             RETURNING id INTO v_id;
             IF (op ->> 9)::boolean THEN
                 v_next := v_id;
+                PERFORM set_config('df.next_step', v_id::text, false);
             END IF;
         WHEN 'started' THEN
             UPDATE df.nodes
@@ -129,6 +131,28 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION df._apply(json) FROM PUBLIC;
+
+-- The step the worker goes on with, locked, sent in the same message as the commit of the step
+-- before (`COMMIT; BEGIN; SELECT … FROM df._take_step()`): the task that step's df._apply
+-- inserted with the `next` flag, unless another worker holds it, or it or its instance is gone.
+-- Taken right after the commit, before any other worker is likely to claim it, and only once.
+CREATE FUNCTION df._take_step(OUT id bigint, OUT state json)
+RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_task bigint := nullif(current_setting('df.next_step', true), '')::bigint;
+BEGIN
+    PERFORM set_config('df.next_step', '', false);
+    RETURN QUERY
+        SELECT t.id, t.state FROM df.tasks t
+         WHERE t.id = v_task AND t.status = 'ready'
+           AND (SELECT x.status FROM df.instances x WHERE x.id = t.instance_id)
+               OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+           FOR UPDATE OF t SKIP LOCKED;
+END
+$$;
+REVOKE ALL ON FUNCTION df._take_step() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION df._ensure_runner() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
