@@ -69,6 +69,10 @@ def sql_shape(node: ir.Sql) -> Shape:
     return analyse(scan_sql(node.sql.value).masked)
 
 
+# The node kinds that have texts for :func:`raw_texts` (the others have none).
+RAW_TEXT_KINDS = frozenset({ir.Http, ir.HttpMultipart, ir.Break})
+
+
 def raw_texts(node: ir.Node) -> Iterator[ir.Text]:
     """The texts of a non-SQL node that the runtime substitutes references into."""
     if isinstance(node, ir.Http):

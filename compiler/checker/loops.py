@@ -12,6 +12,7 @@ from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.irwalk import children
 from compiler.optimizer.remove_unreachable import diverges
+from compiler.optimizer.remove_unreachable import may_change as may_diverge
 from compiler.source import Span
 
 
@@ -20,7 +21,8 @@ def check(ctx: CheckContext) -> None:
         nodes = ctx.nodes(workflow)
         if any(type(node) is ir.Break for node in nodes):
             _breaks(ctx, workflow.body)
-        _unreachable(ctx, nodes)
+        if any(may_diverge(node) for node in nodes):  # else no step can fail to complete
+            _unreachable(ctx, nodes)
 
 
 def _breaks(ctx: CheckContext, root: ir.Node) -> None:

@@ -21,11 +21,12 @@ step can return, and reports names that are bound but never used (hints).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from compiler import ir
-from compiler.checker.context import CheckContext, raw_texts
+from compiler.checker.context import RAW_TEXT_KINDS, CheckContext, raw_texts
 from compiler.checker.results import NOT_STORED, ResultShape, result_shape, union
 from compiler.diagnostics import Edit, Fix, Related
 from compiler.irwalk import walk
@@ -89,7 +90,7 @@ class _Flow:
     def flow(self, node: ir.Node, state: State) -> State | None:
         """The state after ``node`` completes, or None when it never completes normally."""
         self.uses(node, state)
-        after = getattr(self, f"_{node.kind}", self._leaf)(node, state)
+        after = _FLOWS.get(type(node), _Flow._leaf)(self, node, state)
         if after is not None and node.bind is not None and not isinstance(node, NOT_STORED):
             after = {**after, node.bind.value: DEFINITE}
         return after
@@ -194,12 +195,15 @@ class _Flow:
     # -- uses ----------------------------------------------------------------------------------
 
     def uses(self, node: ir.Node, state: State) -> None:
-        if isinstance(node, ir.Sql):
+        kind = type(node)
+        if kind is ir.Sql:
+            assert isinstance(node, ir.Sql)
             for ref in scan_sql(node.sql.value).refs:
                 self.use(ref, node.sql, state)
-        elif isinstance(node, ir.IfRows):
+        elif kind is ir.IfRows:
+            assert isinstance(node, ir.IfRows)
             self.if_rows(node, state)
-        else:
+        elif kind in RAW_TEXT_KINDS:
             for text in raw_texts(node):
                 for ref in scan_text(text.value).refs:
                     self.use(ref, text, state)
@@ -372,6 +376,14 @@ class _Flow:
 
     def where_maybe(self, name: str) -> str:
         return "only on some paths (a race, an if branch, or later in a loop)"
+
+
+# The ``_<kind>`` method of each node type that has one (the others are leaves).
+_FLOWS: dict[type[ir.Node], Callable[[_Flow, Any, State], State | None]] = {
+    cls: getattr(_Flow, f"_{cls.kind}")
+    for cls in ir.NODE_TYPES.values()
+    if hasattr(_Flow, f"_{cls.kind}")
+}
 
 
 def _either(outs: Sequence[State | None]) -> State | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 
 from compiler import ir
-from compiler.checker.context import CheckContext, raw_texts
+from compiler.checker.context import RAW_TEXT_KINDS, CheckContext, raw_texts
 from compiler.diagnostics import Edit, Fix
 from compiler.refs import VarRef, scan_sql, scan_text
 
@@ -22,10 +22,15 @@ def check(ctx: CheckContext) -> None:
     declared = set(ctx.program.variables) | set(SYSTEM_VARIABLES)
     for workflow in ctx.program.workflows:
         for node in ctx.nodes(workflow):
-            if isinstance(node, ir.Sql):
-                _texts(ctx, node.sql, scan_sql(node.sql.value).variables, declared)
-            for text in raw_texts(node):
-                _texts(ctx, text, scan_text(text.value).variables, declared)
+            kind = type(node)
+            if kind is ir.Sql:
+                assert isinstance(node, ir.Sql)
+                found = scan_sql(node.sql.value).variables
+                if found:
+                    _texts(ctx, node.sql, found, declared)
+            elif kind in RAW_TEXT_KINDS:
+                for text in raw_texts(node):
+                    _texts(ctx, text, scan_text(text.value).variables, declared)
 
 
 def _texts(ctx: CheckContext, text: ir.Text, refs: tuple[VarRef, ...], declared: set[str]) -> None:
