@@ -197,6 +197,13 @@ OUTSIDE_ALLOWED = frozenset({
 })
 
 
+def runs_outside(node: Node) -> bool:
+    """Whether a node's work runs with no transaction open (it raises OutsideTransaction): an
+    HTTP request, a statement that cannot run in a transaction block."""
+    return node.kind in ("http", "http_multipart") or \
+        (node.kind == "sql" and not node.spec.get("transactional", True))
+
+
 def statement_kind(sql: str) -> str | None:
     """The parse-tree node name of a single statement (``VacuumStmt``), None if unparsable."""
     try:

@@ -38,7 +38,7 @@ import psycopg
 from runtime.clock import Clock, RealClock
 from runtime.connection import WorkerConnection, connect
 from runtime.engine import Context, OutsideTransaction, Settings, StepFailed
-from runtime.executors import EXECUTORS
+from runtime.executors import EXECUTORS, runs_outside
 from runtime.http_client import HttpSettings
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
@@ -464,9 +464,10 @@ class Worker:
             if ctx is None:
                 break
             node = ctx.plan.nodes.get(current.task.node_id)
-            if current is not claim and node is not None and node.kind == "sql" \
-                    and not node.spec.get("transactional", True):
-                break  # runs outside any transaction: it must be the first task of its own
+            if current is not claim and node is not None and runs_outside(node):
+                # its work runs with no transaction open: it must be the first task of its own
+                # transaction (raised inside a chained step's savepoint, it would roll it back)
+                break
             self._busy(slot, store.conn, current.instance.id, current.task.id,
                        current.task.node_id)
             ran = current.task
