@@ -252,6 +252,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             return self._escape.escape_literal(value.isoformat().encode())
         return None
 
+    def rollback_to_savepoint(self, name: bytes) -> None:
+        """After a statement sent under savepoint ``name`` failed: back to the savepoint. As when
+        a nested block fails, writes held since and tasks locked ahead are forgotten, and the
+        session's prepared statements are dropped (the failed step may have replaced one)."""
+        self._held.clear()
+        self._forget_locks()
+        self._statements.clear()
+        self._prepared.clear()  # psycopg's own, likewise
+        with super().cursor() as cur:
+            cur.execute(b"ROLLBACK TO SAVEPOINT " + name + b"; DEALLOCATE ALL")
+
     def hold(self, op: list[Any]) -> None:
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
         self._held.append(op)

@@ -177,6 +177,10 @@ class Context:
         # (see runtime.worker). ``ready_count`` tells whether it was the only one.
         self.next_step: Task | None = None
         self.ready_count = 0
+        # a SQL step's statement goes under a savepoint sent in its own message, rolled back to
+        # when the statement fails in a way that aborts the transaction (a chained step, see
+        # runtime.worker: it must fail alone, not take the earlier work of the transaction along)
+        self.step_savepoint = False
 
     # --- creating activations ---------------------------------------------------------------
 

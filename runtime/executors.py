@@ -136,7 +136,8 @@ class SqlExecutor(_Leaf):
         try:
             # the parent is locked next anyway (when the outcome goes up): in the same statement
             run = store.run_step(task.id, ctx.instance.role_oid, sql, rows_wanted,
-                                 ctx.instance.search_path, then_lock=task.parent_id)
+                                 ctx.instance.search_path, then_lock=task.parent_id,
+                                 savepoint=ctx.step_savepoint)
         except psycopg.errors.QueryCanceled as exc:
             # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
             if store.conn.broken:

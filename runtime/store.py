@@ -88,6 +88,10 @@ class StoredPlan:
     plan: dict[str, Any]
 
 
+# The savepoint a chained step's statement runs under (Store.run_step).
+STEP_SAVEPOINT = b"dfc_step"
+
+
 def _jsonb(value: JSON) -> Jsonb:
     return Jsonb(value, dumps=dumps)
 
@@ -353,12 +357,15 @@ class Store:
     # --- executing user SQL -----------------------------------------------------------------
 
     def run_step(self, task_id: int, role_oid: int, sql: str, returns_rows: bool,
-                 search_path: str, *, lock: bool = False, then_lock: int | None = None) -> StepRun:
+                 search_path: str, *, lock: bool = False, then_lock: int | None = None,
+                 savepoint: bool = False) -> StepRun:
         """Run a step's SQL as the role, in one statement (df._run_step_task). ``lock``: take
         the task first (skipped, ``got`` False, when it is held elsewhere or no longer due);
         ``then_lock``: a task to lock once the step has run (lock_task then answers from
         that). A failing step is reported, not raised: its effects are rolled back, its task
-        stays locked. A cancelled statement (and a refused step) raises."""
+        stays locked. A cancelled statement (and a refused step) raises; with ``savepoint``
+        the statement runs under a savepoint sent in the same message, and such a failure
+        rolls back to it, leaving the transaction usable."""
         conn = self.conn
         params = {"task": task_id, "lock": lock, "now": self.clock.now(), "role": role_oid,
                   "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
@@ -373,7 +380,16 @@ class Store:
         try:
             with conn.cursor() as cur:
                 if isinstance(conn, WorkerConnection):
-                    cur.execute(conn.bind("run_step", params))
+                    statement = conn.bind("run_step", params)
+                    if savepoint:
+                        try:
+                            conn.run_batch(cur, [b"SAVEPOINT " + STEP_SAVEPOINT, statement])
+                        except psycopg.Error:
+                            if not conn.broken:
+                                conn.rollback_to_savepoint(STEP_SAVEPOINT)
+                            raise
+                    else:
+                        cur.execute(statement)
                 else:
                     cur.execute(query("run_step"), params)
                 row = cur.fetchone()

@@ -475,10 +475,16 @@ class Worker:
                 ctx.run_task(current.task)
             else:
                 # a chained step must fail alone, not take the earlier work of this
-                # transaction with it
+                # transaction with it: a SQL step's statement goes under a savepoint sent in
+                # its own message (no round trips of its own), any other in a nested block
                 try:
-                    with store.conn.transaction():
+                    if node is not None and node.kind == "sql" \
+                            and isinstance(store.conn, WorkerConnection):
+                        ctx.step_savepoint = True
                         ctx.run_task(current.task)
+                    else:
+                        with store.conn.transaction():
+                            ctx.run_task(current.task)
                 except StepFailed as failed:
                     store.reset_session()
                     if self._was_cancelled(slot, failed.task_id):

@@ -116,3 +116,25 @@ def test_a_step_taken_by_id_is_skipped_when_held_or_not_due(dsn: str) -> None:
     finally:
         conn.close()
     assert scalar(dsn, "SELECT last_value FROM runs_c") == 1
+
+
+def test_a_refused_first_step_fails_alone_under_its_savepoint(dsn: str) -> None:
+    # the first step runs in the transaction that starts the instance, under a savepoint sent
+    # with its statement: the refusal rolls back to it, the start stays and the failure is
+    # recorded in the same transaction; the step's prepared statement is gone with the rest
+    b = PlanBuilder()
+    step = b.sql("PREPARE mine AS SELECT 1")
+    instance = start(dsn, b.build(b.seq(step, b.sql("SELECT 2"))))
+    worker = Worker(dsn, WorkerOptions())
+    conn = connect(dsn, worker=True)
+    try:
+        assert worker._step(conn)
+        names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+        assert ("mine",) not in names
+    finally:
+        conn.close()
+    assert scalar(dsn, "SELECT df.status(%s)", (instance,)) == "failed"
+    assert query(dsn, "SELECT status FROM df.nodes WHERE instance_id = %s AND id = %s",
+                 (instance, step)) == [("failed",)]
+    assert "may not PREPARE or DEALLOCATE" in str(
+        scalar(dsn, "SELECT output FROM df.instances WHERE id = %s", (instance,)))
