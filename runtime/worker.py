@@ -4,7 +4,10 @@ A worker process runs ``concurrency`` executor threads (one connection each) and
 thread (``LISTEN df_work``). An executor thread repeatedly claims one task and runs it through
 the engine inside a single transaction, so a SQL step's effects, its result and the scheduling of
 what comes next commit together, or not at all. When there is nothing to claim the thread sleeps
-until the earliest timer is due or a notification arrives; it never polls.
+until the earliest timer is due or a notification arrives; it never polls. Work that must not run
+inside a transaction (an HTTP request, ``VACUUM`` and the like: ``OutsideTransaction``) runs
+between two: the claim commits, the work runs with no transaction open and no row lock held, and
+a new transaction records its outcome (``_run_outside``).
 
 Crashes lose nothing: an uncommitted step is rolled back by PostgreSQL and its task becomes
 claimable again. ``stop()`` (SIGTERM/SIGINT in ``run``) lets in-flight steps finish, then exits.
