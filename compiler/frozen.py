@@ -56,3 +56,18 @@ def quick_init(cls: type[T]) -> type[T]:
     init.__doc__ = cls.__init__.__doc__
     setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses assigning to a method
     return cls
+
+
+def evolve(instance: T, **changes: Any) -> T:
+    """``dataclasses.replace`` for an instance of a :func:`quick_init` class without slots.
+
+    The copy gets the instance's fields with ``changes`` applied, without running
+    ``__init__`` again (there is no ``__post_init__`` to run).
+    """
+    fields: dict[str, Any] = instance.__dict__
+    if not changes.keys() <= fields.keys():
+        unknown = ", ".join(sorted(changes.keys() - fields.keys()))
+        raise TypeError(f"{type(instance).__name__} has no field {unknown}")
+    copy = object.__new__(type(instance))
+    copy.__dict__.update(fields, **changes)
+    return copy

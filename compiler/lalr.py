@@ -51,6 +51,8 @@ class _Reduce:
     single: bool  # ``?rule``: a lone kept child is handed up instead of a new tree
     inline: bool  # ``_rule``: its children are spliced into the parent, no tree is kept
     passthrough: bool
+    # The goto table's column of this rule: the state below the reduced children -> the next.
+    goto: dict[int, int] = field(default_factory=dict, compare=False)
 
 
 # An LALR action: (True, next_state) to shift, or (False, _Reduce) to reduce.
@@ -105,6 +107,10 @@ def tables() -> Tables:
                 actions[state][str(symbol)] = (shift, arg if shift else reduces[arg])
             else:
                 gotos[state][str(symbol)] = arg
+    for reduce in reduces.values():
+        reduce.goto.update(
+            (state, row[reduce.name]) for state, row in gotos.items() if reduce.name in row
+        )
     return Tables(actions, gotos, table.start_states["start"], table.end_states["start"])
 
 
@@ -173,39 +179,42 @@ def drive(
     """
     table = tables()
     actions = table.actions
-    gotos = table.gotos
     chains = table.chains
     end_state = table.end
-    state_stack = [table.start]
+    state = table.start  # the state on top of ``state_stack``
+    state_stack = [state]
     value_stack: list[Any] = []
     # The first and last token of each value on the stack: where its positions come from.
     firsts: list[Bound] = []
     lasts: list[Bound] = []
+    push_state, push_value = state_stack.append, value_stack.append
+    push_first, push_last = firsts.append, lasts.append
     stream: Iterable[Token] = tokens
     if complete:
         stream = [*tokens, Token.new_borrow_pos("$END", "", tokens[-1])]
     for token in stream:
         kind = token.type
         while True:
-            row = actions[state_stack[-1]]
+            row = actions[state]
             try:
                 shift, arg = row[kind]
             except KeyError:
                 raise UnexpectedToken(token, set(row)) from None  # type: ignore[no-untyped-call]
             if shift:
-                state_stack.append(arg)
-                value_stack.append(token)
-                firsts.append(token)
-                lasts.append(token)
+                state = arg
+                push_state(state)
+                push_value(token)
+                push_first(token)
+                push_last(token)
                 break
             rule: _Reduce = arg
             if rule.passthrough:
                 # The value stays, only the top state changes.
-                below, top = state_stack[-2], state_stack[-1]
-                target = chains.get((below, top, kind))
+                below = state_stack[-2]
+                target = chains.get((below, state, kind))
                 if target is None:
-                    target = table.chain(below, top, kind)
-                state_stack[-1] = target
+                    target = table.chain(below, state, kind)
+                state = state_stack[-1] = target
                 continue
             size = rule.size
             children = value_stack[-size:]
@@ -215,7 +224,7 @@ def drive(
             del state_stack[-size:]
             del firsts[-size:]
             del lasts[-size:]
-            kept = _kept(rule, children)
+            kept = children if rule.pick is None else _kept(rule, children)
             if rule.inline:
                 value: Any = kept  # spliced into the parent by its ``pick``
             elif rule.single and len(kept) == 1:
@@ -225,21 +234,19 @@ def drive(
                 value = _tree(rule.data, kept, first, last)
             else:
                 value = callbacks[rule.key](kept, first, last)
-            target = gotos[state_stack[-1]][rule.name]
-            if target == end_state:
+            state = rule.goto[state_stack[-1]]
+            if state == end_state:
                 return value
-            state_stack.append(target)
-            value_stack.append(value)
-            firsts.append(first)
-            lasts.append(last)
+            push_state(state)
+            push_value(value)
+            push_first(first)
+            push_last(last)
     return None
 
 
 def _kept(rule: _Reduce, children: list[Any]) -> list[Any]:
-    """The children a rule keeps, as Lark's child filter picks them."""
-    pick = rule.pick
-    if pick is None:
-        return children
+    """The children a rule keeps, as Lark's child filter picks them (``rule.pick`` is set)."""
+    pick = rule.pick or ()
     kept: list[Any] = []
     for entry in pick:
         if entry is None:

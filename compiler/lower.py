@@ -20,7 +20,6 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lark import Token
@@ -29,6 +28,7 @@ from compiler import ir
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
+from compiler.frozen import evolve
 from compiler.grouping import Grouping, Regrouping
 from compiler.lalr import Bound, Callback
 from compiler.naming import workflow_names
@@ -576,7 +576,7 @@ class Lowerer:
                 f"this step is already named {node.bind.value!r}; {name.value!r} replaces it",
                 hint="A step has one result name; the last one given wins.",
             )
-        return replace(node, bind=name, span=span)
+        return evolve(node, bind=name, span=span)
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -1167,6 +1167,6 @@ def _name_workflows(source: SourceFile, statements: list[ir.Statement]) -> list[
     ]
     names = iter(workflow_names(source.name, labels))
     return [
-        replace(s, name=next(names), index=index) if isinstance(s, ir.Workflow) else s
+        evolve(s, name=next(names), index=index) if isinstance(s, ir.Workflow) else s
         for index, s in enumerate(statements)
     ]

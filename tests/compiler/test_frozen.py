@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from compiler import ir
-from compiler.frozen import quick_init
+from compiler.frozen import evolve, quick_init
 from compiler.source import Span
 
 
@@ -68,3 +68,13 @@ def test_refuses_what_it_cannot_reproduce() -> None:
     for cls in (WithPostInit, NotFrozen):
         with pytest.raises(TypeError):
             quick_init(cls)
+
+
+def test_evolve_is_replace_for_plain_classes() -> None:
+    span = Span(0, 3, 1, 1, 1, 4)
+    node = ir.Sql(span=span, sql=ir.Text(value="a", span=span, breaks=()))
+    name = ir.Name(value="x", span=span)
+    assert evolve(node, bind=name) == dataclasses.replace(node, bind=name)
+    assert node.bind is None
+    with pytest.raises(TypeError):
+        evolve(node, nonsense=1)
