@@ -325,11 +325,15 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self.send_held()
         return super().cursor(*args, **kwargs)
 
-    def send_held(self) -> None:
+    def send_held(self) -> int | None:
+        """Send the held writes now; the id of a task they inserted with the ``next`` flag."""
         held = self.take_held()
-        if held:
-            with super().cursor() as cur:
-                self.run_batch(cur, held)
+        if not held:
+            return None
+        with super().cursor() as cur:
+            self.run_batch(cur, held)
+            row = cur.fetchone() if cur.description is not None else None
+        return None if row is None or row[0] is None else int(row[0])
 
     @contextmanager
     def transaction(self, savepoint_name: str | None = None,

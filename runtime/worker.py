@@ -358,6 +358,24 @@ class Worker:
             instance = replace(instance, status="running")  # marked by the step before
         return Claim(task, instance)
 
+    def _own_next(self, store: Store, ctx: Context) -> Claim | None:
+        """The SQL step that the task just run (starting nodes, a timer) created as its only new
+        task: inserted in this transaction, so no other worker can see it, let alone hold it;
+        it runs next without being claimed."""
+        conn = store.conn
+        step = ctx.next_step
+        if step is None or ctx.ready_count != 1 or not isinstance(conn, WorkerConnection):
+            return None
+        task_id = conn.send_held()
+        if task_id is None:
+            return None  # sent earlier: claim it
+        task = Task(task_id, step.instance_id, step.node_id, step.parent_id, step.branch,
+                    "ready", step.scope, step.state)
+        instance = ctx.instance
+        if instance.status == "pending":
+            instance = replace(instance, status="running")  # marked by now
+        return Claim(task, instance)
+
     def _lease_outside(self, store: Store, request: OutsideTransaction) -> bool:
         """In the claiming transaction, while the task's row is locked: take the task's session
         lock for the work outside (False when another worker holds it, running that work right
@@ -497,7 +515,7 @@ class Worker:
             woke = woke or ctx.woke_others
             if ctx.ran_sql or ctx.stop_chain:
                 break
-            current = store.claim(instance_id=claim.instance.id)
+            current = self._own_next(store, ctx) or store.claim(instance_id=claim.instance.id)
         if woke:
             store.notify(claim.instance.id)
         elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None \
