@@ -217,13 +217,15 @@ def drive(
                 state = state_stack[-1] = target
                 continue
             size = rule.size
-            children = value_stack[-size:]
             first = firsts[-size]
             last = lasts[-1]
-            del value_stack[-size:]
-            del state_stack[-size:]
-            del firsts[-size:]
-            del lasts[-size:]
+            # The first token of the run and its last stay on their stacks, for its value.
+            if size == 1:
+                children = [value_stack.pop()]
+                state_stack.pop()
+            else:
+                children = value_stack[-size:]
+                del value_stack[-size:], state_stack[-size:], firsts[1 - size :], lasts[-size:-1]
             kept = children if rule.pick is None else _kept(rule, children)
             if rule.inline:
                 value: Any = kept  # spliced into the parent by its ``pick``
@@ -239,8 +241,6 @@ def drive(
                 return value
             push_state(state)
             push_value(value)
-            push_first(first)
-            push_last(last)
     return None
 
 
