@@ -21,7 +21,9 @@ from functools import lru_cache
 from compiler.frozen import quick_init
 
 _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+# $name, $name.* (a row set: no null-safe form), $name.column, each but $name.* with a null-safe ?
+_REF = re.compile(rf"\$({_IDENT})(?:(\.\*)|\.({_IDENT})(\?)?|(\?))?")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 _PLAIN = re.compile(r"[^'\"$\-/]+")
 
@@ -73,21 +75,19 @@ def _is_ident_char(char: str) -> bool:
 
 
 def _parse_ref(text: str, start: int, context: str) -> Ref | None:
-    match = _IDENT.match(text, start + 1)
+    match = _REF.match(text, start)
     if match is None:
         return None
-    name, pos = match.group(0), match.end()
-    if text.startswith(".*", pos):
-        return Ref(name, None, True, False, start, pos + 2, context)
-    if text.startswith(".", pos):
-        column = _IDENT.match(text, pos + 1)
-        if column is not None:
-            end = column.end()
-            nullsafe = text.startswith("?", end)
-            return Ref(name, column.group(0), False, nullsafe, start, end + nullsafe, context)
-    if text.startswith("?", pos):
-        return Ref(name, None, False, True, start, pos + 1, context)
-    return Ref(name, None, False, False, start, pos, context)
+    name, star, column, column_nullsafe, nullsafe = match.groups()
+    return Ref(
+        name,
+        column,
+        star is not None,
+        column_nullsafe is not None or nullsafe is not None,
+        start,
+        match.end(),
+        context,
+    )
 
 
 def _variables(text: str) -> tuple[VarRef, ...]:
