@@ -322,3 +322,23 @@ def test_multipart_requests_go_the_same_way(dsn: str, server: GateServer) -> Non
     assert 'name="file"; filename="a.txt"' in seen["body"] and "hello" in seen["body"]
     assert seen["headers"]["idempotency-key"].startswith(f"dfc-{instance}-")
     assert lock_holders(dsn) == []
+
+
+def test_a_timeout_during_the_request_fails_the_step_at_once(dsn: str, server: GateServer) -> None:
+    gate = server.gate("timeout")
+    clock = make_clock()
+    b = PlanBuilder()
+    node = http(b, f"{server.base}/gate/timeout")
+    plan = b.build(b._add("timeout", None, body=node, seconds=5))
+    with worker_on(dsn, clock, concurrency=2):
+        instance = start(dsn, plan)
+        gate.wait_arrival()
+        clock.advance(10)  # the timer fires while the request waits at the server
+        until(lambda: status(dsn, instance) == "failed")
+        assert not gate.opened.is_set()
+        assert node_status(dsn, instance, node) == "cancelled"
+        gate.opened.set()
+        until(lambda: gate.answered == 1 and lock_holders(dsn) == [])
+    assert output(dsn, instance) == "timed out after 5 seconds"
+    assert node_status(dsn, instance, node) == "cancelled"
+    assert scalar(dsn, "SELECT count(*) FROM df.tasks WHERE instance_id = %s", (instance,)) == 0
