@@ -75,7 +75,6 @@ class HttpExecutor(_Leaf):
                 attempts = int(task.state.get("attempts", 1))
                 return Reschedule(delay, {**task.state, "attempts": attempts + 1})
             return Outcome.error(failure.message)
-        ctx.ran_sql = True  # the claim commits before the request: nothing more is chained
         settings = ctx.settings.http
         raise OutsideTransaction(task.id, "http", lambda store: _send(request, settings))
 
