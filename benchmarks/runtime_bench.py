@@ -4,7 +4,8 @@
 
 Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
 * steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors);
-* pgbench's rate for an equivalent INSERT+UPDATE+INSERT transaction (1 and 16 clients);
+* pgbench's rate for an equivalent INSERT+UPDATE+INSERT transaction (1 and 16 clients), and
+  the ratio of steps/s to it (compare ratios across runs: fsync time varies a lot);
 * start-to-first-step latency p50/p99 (df.start committed → first step's statement running);
 * resident memory of an idle ``dfc worker`` process.
 Not a test: numbers depend on the machine.
@@ -205,11 +206,15 @@ def main() -> None:
     results["idle_worker_rss_mb"] = idle_worker_rss(dsn)
     server.cleanup()
 
+    results["ratio_1"] = results["steps_per_s_1"] / results["pgbench_tps_1"]
+    results["ratio_16"] = results["steps_per_s_16"] / results["pgbench_tps_16"]
     print(f"machine: {os.cpu_count()} cores")
     print(f"steps/s, 1 instance:    {results['steps_per_s_1']:8.0f}   "
-          f"(pgbench 1 client:   {results['pgbench_tps_1']:8.0f} tps)")
+          f"(pgbench 1 client:   {results['pgbench_tps_1']:8.0f} tps, "
+          f"ratio {results['ratio_1']:.2f})")
     print(f"steps/s, 16 instances:  {results['steps_per_s_16']:8.0f}   "
-          f"(pgbench 16 clients: {results['pgbench_tps_16']:8.0f} tps)")
+          f"(pgbench 16 clients: {results['pgbench_tps_16']:8.0f} tps, "
+          f"ratio {results['ratio_16']:.2f})")
     print(f"steps/s, 16 instances, 2 worker processes: {results['steps_per_s_16_2proc']:8.0f}")
     print(f"start -> first step:    p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     print(f"idle worker RSS:        {results['idle_worker_rss_mb']:.1f} MB")

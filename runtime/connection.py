@@ -299,7 +299,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if self.chain:
             statements.append(b"BEGIN")
             if own is not None:
-                statements.append(query("take_step").as_string().encode())
+                statements.append(self.bind("take_step", None))
         with super().cursor() as cur:
             try:
                 self.run_batch(cur, statements)
