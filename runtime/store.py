@@ -343,6 +343,10 @@ class Store:
 
     # --- retention --------------------------------------------------------------------------
 
+    def vacuum_tasks(self) -> None:
+        """Vacuum df.tasks (autocommit connections only), unless someone else is."""
+        self._run("vacuum_tasks")
+
     def prune(self, older_than_seconds: float, batch_size: int) -> int:
         row = self._one("prune", {"seconds": older_than_seconds, "batch": batch_size})
         return int(row["pruned"]) if row else 0

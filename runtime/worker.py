@@ -61,6 +61,9 @@ OUTSIDE_RECHECK_SECONDS = 1.0
 # Steps an executor goes on with, one after the other, without going back to the queue (the
 # next step of the same instance, see Worker._following): then it claims the oldest due task.
 MAX_FOLLOWING_STEPS = 100
+# Every step deletes a task row: after this many steps of this worker the listener vacuums
+# df.tasks, or every claim walks the dead rows' index entries until autovacuum comes by.
+VACUUM_EVERY_STEPS = 500
 
 
 @dataclass
@@ -191,6 +194,7 @@ class Worker:
                     backoff = 0.1
                     self.wake()  # anything sent while we were not listening
                     last_beat = last_prune = 0.0
+                    vacuumed_at = self.steps_done
                     while not self._stop.is_set():
                         if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                             if not registered or not store.heartbeat(self.id, self.steps_done):
@@ -202,6 +206,9 @@ class Worker:
                                 time.monotonic() - last_prune >= self.options.prune_interval_seconds:
                             self._prune(store)
                             last_prune = time.monotonic()
+                        if self.steps_done - vacuumed_at >= VACUUM_EVERY_STEPS:
+                            store.vacuum_tasks()
+                            vacuumed_at = self.steps_done
                         timeout = min(1.0, self.options.prune_interval_seconds)
                         for note in conn.notifies(timeout=timeout):
                             if note.channel == "df_cancel":

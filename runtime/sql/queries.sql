@@ -355,6 +355,11 @@ SELECT i.failure,
  WHERE i.id = %(instance_id)s
  GROUP BY i.failure;
 
+-- name: vacuum_tasks
+-- Tasks are inserted and deleted all the time; the claim walks the ready index in order, over
+-- the entries of deleted rows until a vacuum removes them.
+VACUUM (SKIP_LOCKED) df.tasks;
+
 -- name: prune
 SELECT df.prune(pg_catalog.make_interval(secs => %(seconds)s), %(batch)s) AS pruned;
 
