@@ -83,13 +83,16 @@ def _span(first: Bound, last: Bound) -> Span:
     )
 
 
-# The stages after lowering (checking, optimizing, emitting) recurse once or a few times per
-# nesting level of a workflow; deeper workflows than the recursion limit allows them are refused.
-_FRAMES_PER_LEVEL = 8
+# Lowering once recursed about four frames per nesting level, so the recursion limit decided how
+# deeply a workflow could nest; the stages that still recurse (checking, optimizing, emitting,
+# dumping) rely on that bound. Deeper than 2,500 levels (ten times pg_durable's limit), even the
+# raised limit of a compilation is not enough for them.
+_FRAMES_PER_LEVEL = 4
+_MAX_LEVELS = 2_500
 
 
 def _too_deep(node: ir.Node, span: Span) -> bool:
-    limit = sys.getrecursionlimit() // _FRAMES_PER_LEVEL
+    limit = min(sys.getrecursionlimit() // _FRAMES_PER_LEVEL, _MAX_LEVELS)
     if span.end - span.start <= limit:
         return False  # every level of nesting takes at least one character
     stack = [(node, 1)]
