@@ -248,33 +248,32 @@ def _statements(
     previous: Token | None = None
     for token in tokens:
         kind = token.type
-        if kind in TRIVIA:
-            if kind != "WS":
-                span = Span(
-                    token.start_pos or 0,
-                    token.end_pos or 0,
-                    token.line or 1,
-                    token.column or 1,
-                    token.end_line or 1,
-                    token.end_column or 1,
-                )
-                result.comments.append(Comment(text=str(token), span=span))
-            continue
-        if kind == "SEMICOLON":
-            if current or error is not None:
-                yield current, error
-            current, error = [], None
+        if kind in _NOT_PARSED:
+            if kind in TRIVIA:
+                if kind != "WS":
+                    span = Span(
+                        token.start_pos or 0,
+                        token.end_pos or 0,
+                        token.line or 1,
+                        token.column or 1,
+                        token.end_line or 1,
+                        token.end_column or 1,
+                    )
+                    result.comments.append(Comment(text=str(token), span=span))
+            elif kind == "SEMICOLON":
+                if current or error is not None:
+                    yield current, error
+                current, error = [], None
+            elif error is None:  # a lexical error: the statement's first one counts
+                error = token
             continue
         if error is not None:
             continue
-        if kind in _LEX_ERRORS or kind == "STRAY":
-            error = token
-            continue
         if (
-            previous is not None
+            token[0] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
+            and previous is not None
             and previous.end_pos == token.start_pos
-            and token[0] in _PG_OPERATOR_CHARS  # cheap first test: most touching pairs are
-            and previous[-1] in _PG_OPERATOR_CHARS  # names, dots and parentheses
+            and previous[-1] in _PG_OPERATOR_CHARS
         ):
             _check_operator_run(source, previous, token, result.diagnostics)
         previous = token
@@ -284,6 +283,8 @@ def _statements(
 
 
 _PG_OPERATOR_CHARS = frozenset("+-*/<>=~!@#%^&|`?")
+# Tokens that are not fed to the automaton: trivia, statement ends and lexical errors.
+_NOT_PARSED = TRIVIA | {"SEMICOLON", "STRAY", *_LEX_ERRORS}
 
 
 def _check_operator_run(
