@@ -5,8 +5,9 @@ the (possibly) rewritten root; the IR is immutable, so a pass that changes nothi
 input unchanged and the pipeline can tell which passes did something (``--explain-passes``).
 
 Each pass module also has ``may_change(node)``, a cheap test on one node and its children that
-is true wherever the pass could rewrite something. One walk over a workflow asks every pass,
-and a pass no node answers for is skipped: it would have returned its input.
+is true wherever the pass could rewrite something, and ``KINDS``, the node kinds it can be true
+for. One walk over a workflow asks, at each node, the passes that look at its kind; a pass no
+node answers for is skipped: it would have returned its input.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from compiler import ir
-from compiler.irwalk import preorder, walk
+from compiler.irwalk import preorder
 from compiler.optimizer import flatten as _flatten
 from compiler.optimizer import fold_conditions as _fold_conditions
 from compiler.optimizer import merge_sleeps as _merge_sleeps
@@ -33,11 +34,18 @@ RULES: tuple[Pass, ...] = (
     flatten,
     merge_sleeps,
 )
-_MAY_CHANGE: dict[Pass, Callable[[ir.Node], bool]] = {
-    fold_conditions: _fold_conditions.may_change,
-    remove_unreachable: _remove_unreachable.may_change,
-    flatten: _flatten.may_change,
-    merge_sleeps: _merge_sleeps.may_change,
+_MODULES = {
+    fold_conditions: _fold_conditions,
+    remove_unreachable: _remove_unreachable,
+    flatten: _flatten,
+    merge_sleeps: _merge_sleeps,
+}
+# For each node kind, the passes to ask about a node of that kind, with their tests.
+_ASK: dict[type[ir.Node], tuple[tuple[Pass, Callable[[ir.Node], bool]], ...]] = {
+    kind: tuple(
+        (rule, module.may_change) for rule, module in _MODULES.items() if kind in module.KINDS
+    )
+    for kind in ir.NODE_TYPES.values()
 }
 
 
@@ -60,15 +68,17 @@ def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Pro
     for statement in program.statements:
         if isinstance(statement, ir.Workflow):
             body = statement.body
-            count = _count(body) if log is not None else 0
-            pending = _passes_that_may_change(body)
+            nodes = preorder(body)
+            count = len(nodes)
+            pending = _passes_that_may_change(nodes)
             for rule in RULES:
                 new = rule(body) if rule in pending else body
                 if new is not body:
-                    pending = _passes_that_may_change(new)
+                    nodes = preorder(new)
+                    pending = _passes_that_may_change(nodes)
                 if log is not None:
                     # A pass that changes nothing returns its input: no need to count again.
-                    after = count if new is body else _count(new)
+                    after = count if new is body else len(nodes)
                     log.append(
                         PassRecord(
                             statement.name, rule.__name__, new is not body, count, after, body, new
@@ -82,14 +92,11 @@ def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Pro
     return replace(program, statements=tuple(statements))
 
 
-def _passes_that_may_change(root: ir.Node) -> set[Pass]:
+def _passes_that_may_change(nodes: list[ir.Node]) -> set[Pass]:
+    """The passes that may change a workflow, given its steps (all of them, in any order)."""
     found: set[Pass] = set()
-    for node in preorder(root):
-        for rule, may_change in _MAY_CHANGE.items():
+    for node in nodes:
+        for rule, may_change in _ASK[type(node)]:
             if rule not in found and may_change(node):
                 found.add(rule)
     return found
-
-
-def _count(node: ir.Node) -> int:
-    return sum(1 for _ in walk(node))

@@ -28,6 +28,10 @@ def flatten(root: ir.Node) -> ir.Node:
     return with_observability(root, _flatten)
 
 
+# The node kinds :func:`may_change` can be true for.
+KINDS: tuple[type[ir.Node], ...] = (ir.Seq, ir.Race, ir.Join)
+
+
 def may_change(node: ir.Node) -> bool:
     """Whether the pass can rewrite this node: one step, or an unnamed child of its kind."""
     if isinstance(node, ir.Seq):

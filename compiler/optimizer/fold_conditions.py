@@ -35,6 +35,10 @@ def fold_conditions(root: ir.Node) -> ir.Node:
     return with_observability(root, _fold)
 
 
+# The node kinds :func:`may_change` can be true for.
+KINDS: tuple[type[ir.Node], ...] = (ir.If,)
+
+
 def may_change(node: ir.Node) -> bool:
     """Whether the pass can rewrite a tree with this node: every change needs a constant IF."""
     return isinstance(node, ir.If) and constant_condition(node.condition) is not None

@@ -25,6 +25,10 @@ def merge_sleeps(root: ir.Node) -> ir.Node:
     return with_observability(root, _merge)
 
 
+# The node kinds :func:`may_change` can be true for.
+KINDS: tuple[type[ir.Node], ...] = (ir.Seq,)
+
+
 def may_change(node: ir.Node) -> bool:
     """Whether the pass can rewrite this node: a sequence with two sleeps in a row."""
     if not isinstance(node, ir.Seq):

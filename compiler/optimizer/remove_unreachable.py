@@ -25,6 +25,10 @@ def remove_unreachable(root: ir.Node) -> ir.Node:
     return bottom_up(root, _trim)
 
 
+# The node kinds :func:`may_change` can be true for.
+KINDS: tuple[type[ir.Node], ...] = (ir.Break, ir.Loop)
+
+
 def may_change(node: ir.Node) -> bool:
     """Whether the pass can rewrite a tree with this node: nothing diverges without one."""
     return isinstance(node, ir.Break) or (isinstance(node, ir.Loop) and node.condition is None)
