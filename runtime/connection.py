@@ -138,6 +138,15 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
     return conn
 
 
+@dataclass(frozen=True)
+class NextStep:
+    """The step a worker goes on with, run by the message that commits the one before."""
+
+    after: int  # the task of the step being committed (deleted by it)
+    task_id: int  # the next step's task (inserted by it)
+    statement: bytes  # the next step's run_step statement, which also locks its task
+
+
 class WorkerConnection(psycopg.Connection[TupleRow]):
     """A worker session that packs a step's statements into few round trips.
 
@@ -157,11 +166,12 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         super().__init__(*args, **kwargs)
         self.chain = False
         self._held: list[list[Any]] = []
-        # Set inside a block to the id of the task its step ran: the commit then also takes the
-        # step to go on with (df._take_step), whose (id, state) goes to `taken`, locked in the
-        # transaction the commit opens.
-        self.take_next: int | None = None
-        self.taken: tuple[int, Any] | None = None
+        # Set inside a block to the step to go on with (see NextStep): the message that commits
+        # the block also runs it, in the transaction the commit opens; its result (or the
+        # error it raised) waits in `prefetched` for Store.run_step.
+        self.run_next: NextStep | None = None
+        self.prefetched: tuple[int, Any] | None = None
+        self._task_ids: list[int] = []  # reserved ids of df.tasks (reserve_task_id)
         self._blocks = 0
         self._open = False  # an empty transaction opened by the last commit (see chain)
         self._binder: ClientCursor[TupleRow] | None = None
@@ -258,10 +268,16 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         session's prepared statements are dropped (the failed step may have replaced one)."""
         self._held.clear()
         self._forget_locks()
+        with super().cursor() as cur:
+            cur.execute(b"ROLLBACK TO SAVEPOINT " + name)
+            self._drop_prepared(cur)
+
+    def _drop_prepared(self, cur: psycopg.Cursor[Any]) -> None:
+        """Deallocate every prepared statement of the session: a failed step may have
+        prepared or replaced some (the worker prepares its own again when it needs them)."""
+        cur.execute(b"DEALLOCATE ALL")
         self._statements.clear()
         self._prepared.clear()  # psycopg's own, likewise
-        with super().cursor() as cur:
-            cur.execute(b"ROLLBACK TO SAVEPOINT " + name + b"; DEALLOCATE ALL")
 
     def hold(self, op: list[Any]) -> None:
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
@@ -285,39 +301,64 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         for _ in range(len(statements) - 1):
             cur.nextset()
 
-    @property
-    def following(self) -> tuple[int, Any] | None:
-        """The step taken with the last commit, while the transaction holding it is open."""
-        return self.taken if self._open else None
+    def reserve_task_id(self) -> int:
+        """An id for a task to insert (from df.tasks' sequence, a few at a time)."""
+        if not self._task_ids:
+            with self.cursor() as cur:  # after the writes held so far
+                cur.execute(query("reserve_task_ids"), {"count": 32})
+                self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
+        return self._task_ids.pop()
+
+    def discard_prefetched(self) -> None:
+        """Drop a step the last commit ran ahead: its transaction is rolled back."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and not isinstance(prefetched[1], BaseException) \
+                and self._open and not self._blocks:
+            self._open = False
+            self.rollback()
+
+    def take_prefetched(self, task_id: int) -> Any:
+        """The result row of the step of task ``task_id`` that the last commit ran (raised:
+        the error it failed with); None when it did not run it."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is None or prefetched[0] != task_id:
+            return None
+        if isinstance(prefetched[1], BaseException):
+            raise prefetched[1]
+        return prefetched[1]
 
     def _commit(self) -> None:
         """Commit the outermost block with the held writes; with :attr:`chain`, open the next
-        transaction, and with :attr:`take_next`, take the step to go on with in it."""
-        own, self.take_next = self.take_next, None
-        self.taken = None
+        transaction, and with :attr:`run_next`, run the step to go on with in it."""
+        following, self.run_next = (self.run_next if self.chain else None), None
+        self.prefetched = None
         statements = [*self.take_held(), b"COMMIT"]
         if self.chain:
             statements.append(b"BEGIN")
-            if own is not None:
-                statements.append(self.bind("take_step", None))
+        if following is not None:
+            statements.append(following.statement)
         with super().cursor() as cur:
             try:
                 self.run_batch(cur, statements)
-            except psycopg.Error:
-                if not self.chain or own is None or self.broken:
+            except psycopg.Error as exc:
+                if following is None or self.broken:
                     raise
-                # the message stopped at its first error: whether it was the commit or the
-                # take after it, the step's task tells (the step deleted it)
+                # The message stopped at its first error. Whether that was the commit or the
+                # next step, the committed step's task tells: the step deleted it. (Gone for
+                # another reason, after a failed commit, it leaves nothing of this worker's.)
                 self.rollback()
-                cur.execute(query("task_exists"), {"id": own})
+                cur.execute(query("task_exists"), {"id": following.after})
                 row = cur.fetchone()
                 if row is None or row[0]:
                     raise
-                self._open = False  # committed; only taking the next step failed
+                # committed; the next step failed (its effects rolled back): it fails as if
+                # it had run on its own, and may have touched the prepared statements
+                self._drop_prepared(cur)
+                self.prefetched = (following.task_id, exc)
+                self._open = False
                 return
-            if own is not None:
-                row = cur.fetchone()
-                self.taken = None if row is None else (int(row[0]), row[1])
+            if following is not None:
+                self.prefetched = (following.task_id, cur.fetchone())
         self._open = self.chain
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
@@ -325,15 +366,11 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self.send_held()
         return super().cursor(*args, **kwargs)
 
-    def send_held(self) -> int | None:
-        """Send the held writes now; the id of a task they inserted with the ``next`` flag."""
+    def send_held(self) -> None:
         held = self.take_held()
-        if not held:
-            return None
-        with super().cursor() as cur:
-            self.run_batch(cur, held)
-            row = cur.fetchone() if cur.description is not None else None
-        return None if row is None or row[0] is None else int(row[0])
+        if held:
+            with super().cursor() as cur:
+                self.run_batch(cur, held)
 
     @contextmanager
     def transaction(self, savepoint_name: str | None = None,
@@ -366,8 +403,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._blocks += 1
         outer = Transaction(self)
         self._forget_locks()
-        self.take_next = None
-        self.taken = None
+        self.run_next = None
         try:
             yield outer
             self._forget_locks()
@@ -375,7 +411,8 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         except BaseException:
             self._held.clear()
             self._open = False
-            self.take_next = None
+            self.run_next = None
+            self.prefetched = None
             self._forget_locks()
             self._distrust_statements()
             if not self.closed and self.pgconn.transaction_status != TransactionStatus.IDLE:

@@ -193,14 +193,14 @@ class Context:
         following = (self.ready_count == 0 and delay <= 0 and node.kind == "sql"
                      and node.spec.get("transactional", True))
         self.ready_count += 1
-        if following:
-            self.next_step = Task(0, self.instance.id, node.id, parent_id, branch, "ready", scope,
-                                  full_state)
-        self.store.insert_task(
+        task_id = self.store.insert_task(
             instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
             status="ready", scope=scope, state=full_state, delay=delay, want_id=False,
             next_step=following,
         )
+        if task_id is not None:
+            self.next_step = Task(task_id, self.instance.id, node.id, parent_id, branch, "ready",
+                                  scope, full_state)
 
     def waiting_task(self, node: Node, parent_id: int | None, branch: int,
                      scope: dict[str, JSON], state: dict[str, Any]) -> Task:

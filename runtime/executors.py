@@ -125,14 +125,7 @@ class SqlExecutor(_Leaf):
             return Outcome.error(str(exc))
         if not node.spec.get("transactional", True):
             return self._outside(ctx, task, sql)
-        # substituted values are literals and cannot change the kind of statement, so one
-        # classification serves every instance with the same step text, variables and label
-        key = (node.spec["sql"], ctx.instance.label, ctx.instance.vars_key)
-        rows_wanted = self._kinds.get(key)
-        if rows_wanted is None:
-            rows_wanted = self._kinds[key] = returns_rows(sql)
-            if len(self._kinds) > 10_000:
-                self._kinds.clear()
+        rows_wanted = self._returns_rows(ctx, node, sql)
         try:
             # the parent is locked next anyway (when the outcome goes up): in the same statement
             run = store.run_step(task.id, ctx.instance.role_oid, sql, rows_wanted,
@@ -154,6 +147,8 @@ class SqlExecutor(_Leaf):
             # the step's transaction is aborted: the worker records the failure in a new one
             raise StepFailed(task.id, f"SQL execution failed: {message}",
                              retryable=is_transient_sql_error(exc)) from exc
+        if not run.got:
+            return Deferred()  # taken by another worker meanwhile
         ctx.ran_sql = True
         if run.state is not None:
             task.state = run.state
@@ -162,6 +157,30 @@ class SqlExecutor(_Leaf):
             # attempt is counted and its backoff applies before anyone runs it again
             return Failed(f"SQL execution failed: {run.error}", is_transient_sqlstate(run.sqlstate))
         return Outcome.ok({"rows": run.rows, "row_count": len(run.rows)})
+
+    def _returns_rows(self, ctx: Context, node: Node, sql: str) -> bool:
+        # substituted values are literals and cannot change the kind of statement, so one
+        # classification serves every instance with the same step text, variables and label
+        key = (node.spec["sql"], ctx.instance.label, ctx.instance.vars_key)
+        rows_wanted = self._kinds.get(key)
+        if rows_wanted is None:
+            rows_wanted = self._kinds[key] = returns_rows(sql)
+            if len(self._kinds) > 10_000:
+                self._kinds.clear()
+        return rows_wanted
+
+    def statement(self, ctx: Context, node: Node, task: Task) -> bytes | None:
+        """The statement that runs ``task`` (a transactional step) and locks it first, for the
+        worker to send ahead (Worker._run_claims); None when the step cannot run that way."""
+        try:
+            sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
+        except SubstitutionError:
+            return None
+        if not node.spec.get("transactional", True):
+            return None
+        return ctx.store.step_statement(task.id, ctx.instance.role_oid, sql,
+                                        self._returns_rows(ctx, node, sql),
+                                        ctx.instance.search_path, task.parent_id)
 
     @staticmethod
     def _outside(ctx: Context, task: Task, sql: str) -> Outcome:

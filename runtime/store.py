@@ -228,8 +228,8 @@ class Store:
         next_step: bool = False,
     ) -> int | None:
         """Insert an activation, due ``delay`` seconds from now on the store's clock.
-        ``next_step``: the step the worker goes on with after this transaction (see
-        df._take_step)."""
+        ``next_step``: the step the worker goes on with after this transaction, held back
+        with an id reserved for it (returned) when the connection holds writes."""
         run_at = self.clock.now() + timedelta(seconds=delay) if delay > 0 else None
         params = {
                 "instance_id": instance_id,
@@ -242,10 +242,13 @@ class Store:
                 "state": _json(state),
         }
         if not want_id:
+            conn = self.conn
+            task_id = conn.reserve_task_id() if next_step and isinstance(conn, WorkerConnection) \
+                and conn.holding else None
             self._write(["insert", instance_id, node_id, parent_id, branch, status,
-                         None if run_at is None else run_at.isoformat(), scope, state, next_step],
+                         None if run_at is None else run_at.isoformat(), scope, state, task_id],
                         "insert_task", params)
-            return None
+            return task_id
         row = self._one("insert_task", params)
         assert row is not None
         return int(row["id"])
@@ -369,7 +372,8 @@ class Store:
         that). A failing step is reported, not raised: its effects are rolled back, its task
         stays locked. A cancelled statement (and a refused step) raises; with ``savepoint``
         the statement runs under a savepoint sent in the same message, and such a failure
-        rolls back to it, leaving the transaction usable."""
+        rolls back to it, leaving the transaction usable. A step that the message committing
+        the one before already ran (Worker._following) is answered from that."""
         conn = self.conn
         params = {"task": task_id, "lock": lock, "now": self.clock.now(), "role": role_oid,
                   "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
@@ -382,21 +386,9 @@ class Store:
         if self.step_guard is not None:
             self.step_guard(True)
         try:
-            with conn.cursor() as cur:
-                if isinstance(conn, WorkerConnection):
-                    statement = conn.bind("run_step", params)
-                    if savepoint:
-                        try:
-                            conn.run_batch(cur, [b"SAVEPOINT " + STEP_SAVEPOINT, statement])
-                        except psycopg.Error:
-                            if not conn.broken:
-                                conn.rollback_to_savepoint(STEP_SAVEPOINT)
-                            raise
-                    else:
-                        cur.execute(statement)
-                else:
-                    cur.execute(query("run_step"), params)
-                row = cur.fetchone()
+            row = conn.take_prefetched(task_id) if isinstance(conn, WorkerConnection) else None
+            if row is None:
+                row = self._send_step(params, savepoint)
         finally:
             if self.step_guard is not None:
                 self.step_guard(False)
@@ -407,6 +399,32 @@ class Store:
         if isinstance(conn, WorkerConnection) and then_lock is not None and error is None:
             conn.locked[then_lock] = parent
         return StepRun(True, state, rows if rows is not None else [], error, sqlstate)
+
+    def _send_step(self, params: dict[str, Any], savepoint: bool) -> Any:
+        conn = self.conn
+        with conn.cursor() as cur:
+            if not isinstance(conn, WorkerConnection):
+                cur.execute(query("run_step"), params)
+            elif savepoint:
+                try:
+                    conn.run_batch(cur, [b"SAVEPOINT " + STEP_SAVEPOINT,
+                                         conn.bind("run_step", params)])
+                except psycopg.Error:
+                    if not conn.broken:
+                        conn.rollback_to_savepoint(STEP_SAVEPOINT)
+                    raise
+            else:
+                cur.execute(conn.bind("run_step", params))
+            return cur.fetchone()
+
+    def step_statement(self, task_id: int, role_oid: int, sql: str, returns_rows: bool,
+                       search_path: str, then_lock: int | None) -> bytes:
+        """The statement of run_step(…, lock=True) for a worker session, to send later."""
+        assert isinstance(self.conn, WorkerConnection)
+        return self.conn.bind("run_step", {
+            "task": task_id, "lock": True, "now": self.clock.now(), "role": role_oid,
+            "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
+            "parent": then_lock})
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:

@@ -39,9 +39,9 @@ from typing import Any
 import psycopg
 
 from runtime.clock import Clock, RealClock
-from runtime.connection import WorkerConnection, connect
+from runtime.connection import NextStep, WorkerConnection, connect
 from runtime.engine import Context, OutsideTransaction, Settings, StepFailed
-from runtime.executors import EXECUTORS, runs_outside
+from runtime.executors import EXECUTORS, SqlExecutor, runs_outside
 from runtime.http_client import HttpSettings
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
@@ -314,6 +314,11 @@ class Worker:
                     return False
                 try:
                     self._run_claims(store, claim, slot)
+                    if isinstance(conn, WorkerConnection) and conn.prefetched is not None:
+                        # a step run ahead that was not used must not commit without its
+                        # bookkeeping (it never happens: the step runs as it was prepared)
+                        conn.prefetched = None
+                        raise psycopg.Rollback()
                 except OutsideTransaction as request:
                     if self._lease_outside(store, request):
                         outside = request
@@ -340,7 +345,11 @@ class Worker:
                     store.finish_instance(claim.instance.id, "failed",
                                           f"internal error in the dfc worker: {exc}")
         finally:
-            self._busy(slot, None, None, None)
+            if slot.next_ctx is None:
+                self._busy(slot, None, None, None)
+            else:
+                with self._slots_lock:
+                    slot.in_sql = False  # the next step keeps the slot (and its cancellation)
         self.steps_done += 1
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
@@ -348,40 +357,37 @@ class Worker:
 
     def _following(self, conn: psycopg.Connection[Any], slot: _Slot) -> Claim | None:
         """The step to go on with, without claiming it: the SQL step that the step just
-        committed created as its only new task, due now, locked by the message that committed
-        (df._take_step), in the transaction it opened. Other workers are not told about it;
-        one that claimed it in between keeps it (then this executor claims as usual)."""
+        committed created as its only new task. The message that committed also locked and ran
+        it (Store.run_step answers from that), in the transaction the commit opened. Other
+        workers are not told about it; one that claimed it in between keeps it (then this
+        executor claims as usual)."""
         ctx, slot.next_ctx = slot.next_ctx, None
-        taken = conn.following if isinstance(conn, WorkerConnection) else None
-        if ctx is None or ctx.next_step is None or taken is None:
+        if not isinstance(conn, WorkerConnection):
+            return None
+        prefetched = conn.prefetched
+        step = None if ctx is None else ctx.next_step
+        if ctx is None or step is None or prefetched is None or prefetched[0] != step.id \
+                or not (isinstance(prefetched[1], BaseException) or prefetched[1][0]):
             slot.following = 0
+            conn.discard_prefetched()
             return None
         slot.following += 1
-        step = ctx.next_step
-        task = Task(taken[0], step.instance_id, step.node_id, step.parent_id, step.branch,
-                    "ready", step.scope, taken[1])
         instance = ctx.instance
         if instance.status == "pending":
             instance = replace(instance, status="running")  # marked by the step before
-        return Claim(task, instance)
+        return Claim(step, instance)
 
     def _own_next(self, store: Store, ctx: Context) -> Claim | None:
         """The SQL step that the task just run (starting nodes, a timer) created as its only new
         task: inserted in this transaction, so no other worker can see it, let alone hold it;
         it runs next without being claimed."""
-        conn = store.conn
         step = ctx.next_step
-        if step is None or ctx.ready_count != 1 or not isinstance(conn, WorkerConnection):
+        if step is None or ctx.ready_count != 1:
             return None
-        task_id = conn.send_held()
-        if task_id is None:
-            return None  # sent earlier: claim it
-        task = Task(task_id, step.instance_id, step.node_id, step.parent_id, step.branch,
-                    "ready", step.scope, step.state)
         instance = ctx.instance
         if instance.status == "pending":
             instance = replace(instance, status="running")  # marked by now
-        return Claim(task, instance)
+        return Claim(step, instance)
 
     def _lease_outside(self, store: Store, request: OutsideTransaction) -> bool:
         """In the claiming transaction, while the task's row is locked: take the task's session
@@ -526,8 +532,25 @@ class Worker:
         if woke:
             store.notify(claim.instance.id)
         elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None \
-                and ran is not None and isinstance(store.conn, WorkerConnection) \
-                and slot.following < MAX_FOLLOWING_STEPS and not self._stop.is_set():
-            # go on with that step: the commit takes it (ran's task is gone then)
-            slot.next_ctx = ctx
-            store.conn.take_next = ran.id
+                and ran is not None and slot.following < MAX_FOLLOWING_STEPS \
+                and not self._stop.is_set():
+            self._go_on(store, ctx, ctx.next_step, ran, slot)
+
+    def _go_on(self, store: Store, ctx: Context, step: Task, ran: Task, slot: _Slot) -> None:
+        """Go on with ``step`` after this transaction: the message that commits it also runs
+        the step (ran's task, gone with the commit, tells whether the commit went through).
+        From now on a cancellation of the step interrupts that message."""
+        conn = store.conn
+        executor = ctx.executors.get("sql")
+        node = ctx.plan.nodes.get(step.node_id)
+        if not isinstance(conn, WorkerConnection) or not isinstance(executor, SqlExecutor) \
+                or node is None:
+            return
+        statement = executor.statement(ctx, node, step)
+        if statement is None:
+            return
+        slot.next_ctx = ctx
+        conn.run_next = NextStep(ran.id, step.id, statement)
+        self._busy(slot, conn, step.instance_id, step.id, step.node_id)
+        with self._slots_lock:
+            slot.in_sql = True

@@ -185,11 +185,13 @@ SELECT s.got, s.task_state, s.result_rows, s.error_message, s.error_state, s.par
 
 -- name: apply
 -- A step's held-back writes in one call (runtime/connection.py, WorkerConnection).
-SELECT df._apply(%(ops)s::json) AS next_task;
+SELECT df._apply(%(ops)s::json);
 
--- name: take_step
--- Sent after `COMMIT; BEGIN` in the message that commits a step: the step to go on with.
-SELECT s.id, s.state FROM df._take_step() s;
+-- name: reserve_task_ids
+-- Ids for the steps a worker goes on with: known before the task is inserted, so the message
+-- that commits a step can also run the next one (runtime/connection.py).
+SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('df.tasks', 'id')) AS id
+  FROM pg_catalog.generate_series(1, %(count)s);
 
 -- name: task_exists
 SELECT EXISTS (SELECT 1 FROM df.tasks t WHERE t.id = %(id)s) AS found;

@@ -18,7 +18,7 @@ from timehelpers import make_clock, query, scalar
 from runtime.connection import WorkerConnection, connect
 from runtime.engine import StepFailed
 from runtime.store import Store
-from runtime.worker import Worker, WorkerOptions
+from runtime.worker import Worker, WorkerOptions, _Slot
 
 
 def _transient_failure(sequence: str) -> str:
@@ -138,3 +138,27 @@ def test_a_refused_first_step_fails_alone_under_its_savepoint(dsn: str) -> None:
                  (instance, step)) == [("failed",)]
     assert "may not PREPARE or DEALLOCATE" in str(
         scalar(dsn, "SELECT output FROM df.instances WHERE id = %s", (instance,)))
+
+
+def test_a_step_refused_in_the_message_that_commits_the_one_before(dsn: str) -> None:
+    # the second step runs in the message that commits the first: the refusal stops that
+    # message after the commit, and the step fails on its own, recorded like any other
+    scalar(dsn, "CREATE TABLE effects_r (k text)")
+    b = PlanBuilder()
+    second = b.sql("PREPARE mine AS SELECT 1")
+    instance = start(dsn, b.build(b.seq(b.sql("INSERT INTO effects_r VALUES ('first')"),
+                                        second, b.sql("INSERT INTO effects_r VALUES ('third')"))))
+    worker = Worker(dsn, WorkerOptions())
+    conn = connect(dsn, worker=True)
+    slot = _Slot()  # an executor's: it remembers the step to go on with
+    try:
+        while worker._step(conn, slot):
+            pass
+        names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+        assert ("mine",) not in names
+    finally:
+        conn.close()
+    assert scalar(dsn, "SELECT df.status(%s)", (instance,)) == "failed"
+    assert query(dsn, "SELECT k FROM effects_r") == [("first",)]
+    assert query(dsn, "SELECT status, attempts FROM df.nodes WHERE instance_id = %s AND id = %s",
+                 (instance, second)) == [("failed", 1)]
