@@ -275,9 +275,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def _drop_prepared(self, cur: psycopg.Cursor[Any]) -> None:
         """Deallocate every prepared statement of the session: a failed step may have
         prepared or replaced some (the worker prepares its own again when it needs them)."""
-        cur.execute(b"DEALLOCATE ALL")
         self._statements.clear()
-        self._prepared.clear()  # psycopg's own, likewise
+        self._prepared.clear()  # psycopg's own, likewise: it deallocates after the next execute
+        cur.execute(b"DEALLOCATE ALL")
 
     def hold(self, op: list[Any]) -> None:
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
@@ -310,11 +310,13 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         return self._task_ids.pop()
 
     def discard_prefetched(self) -> None:
-        """Drop a step the last commit ran ahead: its transaction is rolled back."""
+        """Drop a step the last commit ran ahead: a step that ran is rolled back (one that did
+        not get its task left nothing in the open transaction)."""
         prefetched, self.prefetched = self.prefetched, None
         if prefetched is not None and not isinstance(prefetched[1], BaseException) \
-                and self._open and not self._blocks:
+                and prefetched[1][0] and self._open and not self._blocks:
             self._open = False
+            self._distrust_statements()  # psycopg deallocates them all on rollback
             self.rollback()
 
     def take_prefetched(self, task_id: int) -> Any:

@@ -1,0 +1,42 @@
+"""The step a worker goes on with runs in the message that commits the step before it.
+
+When that step is not used after all (another worker took its task in between), the
+transaction it ran in is rolled back, and the worker's session stays usable: psycopg deallocates
+every prepared statement on rollback, and the worker must prepare its own again.
+"""
+
+from __future__ import annotations
+
+from helpers import start
+from plans import single
+
+from runtime.connection import WorkerConnection, connect
+from runtime.store import Store
+
+
+def test_a_discarded_step_run_ahead_leaves_the_session_usable(dsn: str) -> None:
+    instance = start(dsn, single("SELECT 1"))
+    conn = connect(dsn, worker=True)
+    assert isinstance(conn, WorkerConnection)
+    store = Store(conn)
+    try:
+        task_id = int(conn.execute("SELECT id FROM df.tasks WHERE instance_id = %s",
+                                   (instance,)).fetchone()[0])  # type: ignore[index]
+        for n in range(6):  # psycopg prepares a statement it runs often; the worker its own
+            conn.execute("SELECT %s::int", (n,))
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": n})
+        names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements")}
+        assert "dfc_update_task_state" in names or "dfc_apply" in names
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": "ahead"})
+        # as if the commit had run a step ahead that did get its task
+        conn.prefetched = (task_id, (True, {}, [], None, None, None))
+        conn.discard_prefetched()
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": "after"})
+        row = conn.execute("SELECT state ->> 'n' FROM df.tasks WHERE id = %s",
+                           (task_id,)).fetchone()
+        assert row == ("after",)
+    finally:
+        conn.close()
