@@ -154,12 +154,13 @@ def scan_sql(text: str) -> Scan:
     variables = _variables(text)
     if "$" not in text and not variables:
         return Scan((), (), (), text)
-    masked = list(text)
+    # (start, end, placeholder) for each reference, in no particular order.
+    masks: list[tuple[int, int, str]] = []
     for var in variables:
         # A {var} is raw text; an identifier is the shape that parses in most places it is
         # used (schema, table and column names, numbers in LIMIT), and inside literals any
         # text is fine.
-        masked[var.start] = masked[var.end - 1] = "_"
+        masks.append((var.start, var.end, "_" + text[var.start + 1 : var.end - 1] + "_"))
     refs: list[Ref] = []
     params: list[int] = []
     i, n = 0, len(text)
@@ -187,13 +188,30 @@ def scan_sql(text: str) -> Scan:
         elif text.startswith("/*", i):
             i = _comment_end(text, i)
         elif char == "$":
-            i = _dollar(text, i, refs, params, masked)
+            i = _dollar(text, i, refs, params, masks)
         else:
             i += 1
-    return Scan(tuple(refs), variables, tuple(params), "".join(masked))
+    return Scan(tuple(refs), variables, tuple(params), _masked(text, masks))
 
 
-def _dollar(text: str, i: int, refs: list[Ref], params: list[int], masked: list[str]) -> int:
+def _masked(text: str, masks: list[tuple[int, int, str]]) -> str:
+    """``text`` with each masked range replaced (the ranges do not overlap)."""
+    if not masks:
+        return text
+    masks.sort()
+    pieces: list[str] = []
+    at = 0
+    for start, end, placeholder in masks:
+        pieces.append(text[at:start])
+        pieces.append(placeholder)
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
+
+
+def _dollar(
+    text: str, i: int, refs: list[Ref], params: list[int], masks: list[tuple[int, int, str]]
+) -> int:
     if i > 0 and _is_ident_char(text[i - 1]):
         return i + 1
     tag = _DOLLAR_TAG.match(text, i)
@@ -214,5 +232,5 @@ def _dollar(text: str, i: int, refs: list[Ref], params: list[int], masked: list[
     # literal: the runtime renders numbers, booleans, NULL and strings, and a string literal
     # is valid wherever any of those is.
     placeholder = "_" * length if ref.star else "'" + "x" * (length - 2) + "'"
-    masked[ref.start : ref.end] = placeholder
+    masks.append((ref.start, ref.end, placeholder))
     return ref.end

@@ -43,3 +43,20 @@ def test_masked_sql_keeps_positions() -> None:
     assert [r.spelled for r in scan.refs] == ["$a.b?", "$c.*", "$d"]
     assert len(scan.masked) == len("SELECT $a.b?, $c.* FROM t WHERE x = $d")
     assert scan.masked == "SELECT 'xxx', ____ FROM t WHERE x = ''"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="$ab_1.*?x -'\"{}/E\n", max_size=40))
+def test_masking_replaces_exactly_the_references(text: str) -> None:
+    scan = scan_sql(text)
+    assert len(scan.masked) == len(text)
+    masked = [False] * len(text)
+    for ref in scan.refs:
+        if ref.context == "code":
+            masked[ref.start : ref.end] = [True] * (ref.end - ref.start)
+    for var in scan.variables:
+        masked[var.start] = masked[var.end - 1] = True
+        assert scan.masked[var.start] == scan.masked[var.end - 1] == "_"
+    for index, changed in enumerate(masked):
+        if not changed:
+            assert scan.masked[index] == text[index]
