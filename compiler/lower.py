@@ -29,6 +29,7 @@ from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
 from compiler.frozen import evolve
 from compiler.grouping import Grouping, Regrouping
+from compiler.irwalk import children
 from compiler.lalr import Bound, Callback
 from compiler.naming import workflow_names
 from compiler.source import SourceFile, Span
@@ -98,7 +99,7 @@ def _too_deep(node: ir.Node, span: Span) -> bool:
         node, depth = stack.pop()
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in node.children())
+        stack.extend((child, depth + 1) for child in children(node))
     return False
 
 
