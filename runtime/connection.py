@@ -171,6 +171,10 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         # error it raised) waits in `prefetched` for Store.run_step.
         self.run_next: NextStep | None = None
         self.prefetched: tuple[int, Any] | None = None
+        # Tasks deleted by writes of the current transaction (cleared when a part of it fails):
+        # a step goes on with the next one only when the commit deletes its own task, which
+        # tells a failed commit from a failure of the next step (_commit).
+        self.deleted: set[int] = set()
         self._task_ids: list[int] = []  # reserved ids of df.tasks (reserve_task_id)
         self._blocks = 0
         self._open = False  # an empty transaction opened by the last commit (see chain)
@@ -268,6 +272,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         session's prepared statements are dropped (the failed step may have replaced one)."""
         self._held.clear()
         self._forget_locks()
+        self.deleted.clear()
         with super().cursor() as cur:
             cur.execute(b"ROLLBACK TO SAVEPOINT " + name)
             self._drop_prepared(cur)
@@ -391,6 +396,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 self._held.clear()
                 self._forget_locks()
                 self._distrust_statements()
+                self.deleted.clear()
                 raise
             finally:
                 self._blocks -= 1
@@ -406,6 +412,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         outer = Transaction(self)
         self._forget_locks()
         self.run_next = None
+        self.deleted.clear()
         try:
             yield outer
             self._forget_locks()

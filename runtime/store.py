@@ -259,6 +259,8 @@ class Store:
 
     def delete_task(self, task_id: int) -> None:
         self._write(["delete", task_id], "delete_task", {"id": task_id}, task_id)
+        if isinstance(self.conn, WorkerConnection) and self.conn.holding:
+            self.conn.deleted.add(task_id)
 
     def delete_subtrees(self, task_ids: list[int]) -> None:
         if task_ids:

@@ -544,8 +544,8 @@ class Worker:
         executor = ctx.executors.get("sql")
         node = ctx.plan.nodes.get(step.node_id)
         if not isinstance(conn, WorkerConnection) or not isinstance(executor, SqlExecutor) \
-                or node is None:
-            return
+                or node is None or ran.id not in conn.deleted:
+            return  # (a compound task that stays, e.g. a retry's timer, claims the next step)
         statement = executor.statement(ctx, node, step)
         if statement is None:
             return
