@@ -4,9 +4,8 @@
 -- step's failure is recorded while its task is still locked (before, another worker could claim
 -- the task between the rollback and the bookkeeping and run it again at once); it can also lock
 -- the task itself, for the step a worker goes on with right after the one before, and the parent
--- task; a worker runs the step it goes on with in the message that commits the one before.
--- df._apply does a step's bookkeeping writes in one call. df._ensure_runner (df.start) checks
--- the role's runner as cheaply as each step does once it exists.
+-- task. df._apply does a step's bookkeeping writes in one call. df._ensure_runner (df.start)
+-- checks the role's runner as cheaply as each step does once it exists.
 
 -- Called by the worker (the owner) for a SQL step, in one statement: optionally lock the step's
 -- task first (a step the worker goes on with right after committing the one before, without
@@ -83,12 +82,15 @@ $$;
 REVOKE ALL ON FUNCTION df._run_step_task(bigint, boolean, timestamptz, regrole, text, boolean, text, bigint) FROM PUBLIC;
 
 -- A step's bookkeeping in one call: the writes whose results nobody reads, in order, as a JSON
--- array of operations (runtime/store.py builds them).
-CREATE FUNCTION df._apply(p_ops json) RETURNS void
+-- array of operations (runtime/store.py builds them). Returns the id of the task inserted with
+-- the `next` flag (the step the worker goes on with), if any.
+CREATE FUNCTION df._apply(p_ops json) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     op json;
+    v_id bigint;
+    v_next bigint;
 BEGIN
     FOR op IN SELECT json_array_elements(p_ops) LOOP
         CASE op ->> 0
@@ -97,20 +99,14 @@ BEGIN
         WHEN 'state' THEN
             UPDATE df.tasks SET state = op -> 2 WHERE id = (op ->> 1)::bigint;
         WHEN 'insert' THEN
-            -- [instance, node, parent, branch, status, run_at, scope, state, id]; the id is
-            -- given for the step the worker goes on with (taken from the sequence beforehand)
-            IF op ->> 9 IS NULL THEN
-                INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status, run_at,
-                                      scope, state)
-                VALUES (op ->> 1, op ->> 2, (op ->> 3)::bigint, (op ->> 4)::integer, op ->> 5,
-                        coalesce((op ->> 6)::timestamptz, clock_timestamp()), op -> 7, op -> 8);
-            ELSE
-                INSERT INTO df.tasks (id, instance_id, node_id, parent_id, branch, status, run_at,
-                                      scope, state)
-                OVERRIDING SYSTEM VALUE
-                VALUES ((op ->> 9)::bigint, op ->> 1, op ->> 2, (op ->> 3)::bigint,
-                        (op ->> 4)::integer, op ->> 5,
-                        coalesce((op ->> 6)::timestamptz, clock_timestamp()), op -> 7, op -> 8);
+            -- [instance, node, parent, branch, status, run_at, scope, state, next]
+            INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status, run_at, scope,
+                                  state)
+            VALUES (op ->> 1, op ->> 2, (op ->> 3)::bigint, (op ->> 4)::integer, op ->> 5,
+                    coalesce((op ->> 6)::timestamptz, clock_timestamp()), op -> 7, op -> 8)
+            RETURNING id INTO v_id;
+            IF (op ->> 9)::boolean THEN
+                v_next := v_id;
             END IF;
         WHEN 'started' THEN
             UPDATE df.nodes
@@ -128,6 +124,7 @@ BEGIN
             RAISE EXCEPTION 'unknown bookkeeping operation %', op ->> 0;
         END CASE;
     END LOOP;
+    RETURN v_next;
 END
 $$;
 
