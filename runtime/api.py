@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -37,12 +37,18 @@ def install(conn: psycopg.Connection[Any], plan: dict[str, Any]) -> int:
     return int(_value(conn, "install_plan", {"plan": dumps(plan)}))
 
 
-def start(conn: psycopg.Connection[Any], fut: str | dict[str, Any], label: str | None = None) -> str:
-    """Start an instance of a compiled plan, an installed plan (by name) or one SQL statement."""
+def start(conn: psycopg.Connection[Any], fut: str | dict[str, Any], label: str | None = None,
+          *, transaction_mode: Literal["caller", "new"] = "caller") -> str:
+    """Start an instance of a compiled plan, an installed plan (by name) or one SQL statement.
+
+    ``transaction_mode="caller"`` makes the start part of ``conn``'s transaction; ``"new"``
+    commits it at once over a loopback connection (needs dblink, see docs/runtime.md).
+    """
     if isinstance(fut, dict):
         plans.validate(fut)
         fut = dumps(fut)
-    return str(_value(conn, "start", {"fut": fut, "label": label}))
+    return str(_value(conn, "start", {"fut": fut, "label": label,
+                                      "transaction_mode": transaction_mode}))
 
 
 def status(conn: psycopg.Connection[Any], instance_id: str) -> str | None:

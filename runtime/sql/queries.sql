@@ -23,7 +23,7 @@ SELECT df.install_plan(%(plan)s::jsonb) AS version;
 SELECT df.grant_usage(%(role)s);
 
 -- name: start
-SELECT df.start(%(fut)s, %(label)s) AS id;
+SELECT df.start(%(fut)s, %(label)s, transaction_mode => %(transaction_mode)s) AS id;
 
 -- name: status
 SELECT df.status(%(id)s) AS status;

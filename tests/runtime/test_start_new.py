@@ -18,6 +18,7 @@ from plans import PlanBuilder, single
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from runtime import api
 from runtime.connection import connect
 
 ROLE = "dfc_new_plain"
@@ -255,3 +256,12 @@ def test_a_role_without_login(linked: str) -> None:
         "current_user \"dfc_new_nologin\" does not have LOGIN privilege. df.start() with "
         "transaction_mode => 'new' connects back to the database as this role")
     assert "ALTER ROLE dfc_new_nologin LOGIN" in str(caught.value.diag.message_hint)
+
+
+def test_python_api_passes_the_mode(linked: str) -> None:
+    with connect(linked) as conn:
+        with conn.transaction(force_rollback=True):
+            kept = api.start(conn, single("SELECT 1"), "kept", transaction_mode="new")
+            lost = api.start(conn, single("SELECT 2"), "lost")
+        assert api.status(conn, kept) == "pending"
+        assert api.status(conn, lost) is None
