@@ -198,8 +198,9 @@ SELECT EXISTS (SELECT 1 FROM df.tasks t WHERE t.id = %(id)s) AS found;
 
 -- name: reset_session
 -- After a failed step. Settings and temporary objects went with the rolled-back transaction;
--- session-level advisory locks did not. (A successful step is cleaned up by df._run_step.)
-SELECT pg_catalog.pg_advisory_unlock_all();
+-- session-level advisory locks and dblink connections did not. (A successful step is cleaned up
+-- by df._run_step_task.)
+SELECT pg_catalog.pg_advisory_unlock_all(), df._close_step_links();
 
 -- name: consume_signal
 DELETE FROM df.signals

@@ -66,7 +66,7 @@ ESCALATIONS = [
     "SELECT count(*) FROM df.tasks",
     "SELECT count(*) FROM public.owner_secret",
     "SELECT count(*) FROM public.bob_data",
-    "ALTER FUNCTION df._run_step(regrole, text, boolean, text) SECURITY DEFINER",
+    "ALTER FUNCTION df._run_step_task(bigint, boolean, timestamptz, regrole, text, boolean, text, bigint) SECURITY DEFINER",
 ]
 
 
