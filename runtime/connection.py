@@ -229,7 +229,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
 
     def _prepare(self) -> None:
         """Prepare the statements held writes use (outside any transaction). After a failed
-        transaction ours are checked first: a step that managed to replace one (df._run_step
+        transaction ours are checked first: a step that managed to replace one (df._run_step_task
         refuses that, failing the step) must not leave it behind."""
         if self._suspect:
             with super().cursor() as cur:

@@ -15,7 +15,7 @@ def transient_until_third(sequence: str) -> str:
 
 
 def sleeping_backends(dsn: str) -> int:
-    # the step runs inside df._run_step: look for the wait, not the statement text
+    # the step runs inside df._run_step_task: look for the wait, not the statement text
     return int(scalar(dsn, "SELECT count(*) FROM pg_stat_activity "
                            "WHERE wait_event = 'PgSleep' AND datname = current_database()"))
 
