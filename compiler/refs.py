@@ -1,10 +1,12 @@
-"""Finding ``$name`` and ``{var}`` references in step text, the way the runtime substitutes them.
+"""Finding ``$name`` and ``{var}`` references in step text: the one scanner of references.
 
-The runtime (``runtime/substitution.py``) lexes SQL with PostgreSQL's rules: references in plain
-SQL, inside ``'…'`` literals and inside ``$tag$`` bodies are substituted; comments and quoted
-identifiers are left alone; ``$1`` is a parameter and ``$tag$`` a dollar quote, not a reference.
-Raw texts (HTTP url, body and header values, break values) are substituted everywhere. ``{var}``
-is substituted everywhere, before ``$name``.
+The checker, the language server and the runtime's substitution (``runtime/substitution.py``)
+all find references here, so a reference the checker sees is the one the runtime substitutes.
+SQL is lexed with PostgreSQL's rules: references in plain SQL, inside ``'…'`` and ``E'…'``
+literals and inside ``$tag$`` bodies are substituted; comments and quoted identifiers are left
+alone; ``$1`` is a parameter and ``$tag$`` a dollar quote, not a reference; a ``$`` right after
+an identifier character is part of that identifier. Raw texts (HTTP url, body and header values,
+break values) are substituted everywhere. ``{var}`` is substituted everywhere, before ``$name``.
 
 Besides the references, :func:`scan_sql` returns the SQL with each reference replaced by a
 placeholder *of the same length* and a suitable shape (a string literal for a value, an
@@ -15,7 +17,7 @@ PostgreSQL parser and every position it reports is a position in the original te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from compiler.frozen import quick_init
@@ -30,6 +32,19 @@ _PLAIN = re.compile(r"[^'\"$\-/]+")
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class Literal:
+    """The string literal or dollar-quoted body a reference is inside, for whoever substitutes
+    into it: the escaping of a value depends on the kind of quote, and a value must not close a
+    dollar quote."""
+
+    start: int  # the first character of the body
+    end: int  # the closing quote, or the end of the text when there is none
+    quote: str  # "'" for a string literal, the ``$tag$`` of a dollar-quoted body
+    extended: bool = False  # an E'…' literal, where backslashes escape
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class Ref:
     """One ``$name`` reference; offsets are into the decoded text."""
 
@@ -40,6 +55,9 @@ class Ref:
     start: int
     end: int
     context: str  # "code" (plain SQL), "string", "dollar" or "raw"
+    # For "string" and "dollar": the literal the reference is inside. Derived from the offsets
+    # and the text, so left out of equality, hashing and repr.
+    literal: Literal | None = field(default=None, compare=False, repr=False)
 
     @property
     def spelled(self) -> str:
@@ -74,7 +92,9 @@ def _is_ident_char(char: str) -> bool:
     return char.isalnum() or char in "_$" or ord(char) >= 0x80
 
 
-def _parse_ref(text: str, start: int, context: str) -> Ref | None:
+def _parse_ref(
+    text: str, start: int, context: str, literal: Literal | None = None
+) -> Ref | None:
     match = _REF.match(text, start)
     if match is None:
         return None
@@ -87,6 +107,7 @@ def _parse_ref(text: str, start: int, context: str) -> Ref | None:
         start,
         match.end(),
         context,
+        literal,
     )
 
 
@@ -96,10 +117,12 @@ def _variables(text: str) -> tuple[VarRef, ...]:
     return tuple(VarRef(m.group(1), m.start(), m.end()) for m in _VAR.finditer(text))
 
 
-def _body_refs(text: str, start: int, end: int, context: str, out: list[Ref]) -> None:
+def _body_refs(
+    text: str, start: int, end: int, context: str, out: list[Ref], literal: Literal | None = None
+) -> None:
     i = text.find("$", start, end)
     while i >= 0:
-        ref = _parse_ref(text, i, context)
+        ref = _parse_ref(text, i, context, literal)
         if ref is not None and ref.end <= end:
             out.append(ref)
             i = text.find("$", ref.end, end)
@@ -116,7 +139,8 @@ def scan_text(text: str) -> Scan:
     return Scan(tuple(refs), _variables(text))
 
 
-def _string_end(text: str, start: int, extended: bool) -> int:
+def _string_close(text: str, start: int, extended: bool) -> int:
+    """Index of the quote closing the literal opened at ``start``, or -1 if none does."""
     i, n = start + 1, len(text)
     while i < n:
         char = text[i]
@@ -127,9 +151,9 @@ def _string_end(text: str, start: int, extended: bool) -> int:
             if i + 1 < n and text[i + 1] == "'":
                 i += 2
                 continue
-            return i + 1
+            return i
         i += 1
-    return n
+    return -1
 
 
 def _comment_end(text: str, start: int) -> int:
@@ -174,9 +198,12 @@ def scan_sql(text: str) -> Scan:
             prefix = text[i - 1] if i > 0 else ""
             before = text[i - 2] if i > 1 else ""
             extended = prefix in ("e", "E") and not (before and _is_ident_char(before))
-            end = _string_end(text, i, extended)
-            _body_refs(text, i + 1, end, "string", refs)
-            i = end
+            close = _string_close(text, i, extended)
+            body_end = n if close < 0 else close
+            if text.find("$", i + 1, body_end) >= 0:
+                literal = Literal(i + 1, body_end, "'", extended)
+                _body_refs(text, i + 1, body_end, "string", refs, literal)
+            i = n if close < 0 else close + 1
         elif char == '"':
             end = text.find('"', i + 1)
             while end >= 0 and text.startswith('""', end):
@@ -218,7 +245,9 @@ def _dollar(
     if tag is not None:
         close = text.find(tag.group(0), tag.end())
         body_end = len(text) if close < 0 else close
-        _body_refs(text, tag.end(), body_end, "dollar", refs)
+        if text.find("$", tag.end(), body_end) >= 0:
+            literal = Literal(tag.end(), body_end, tag.group(0))
+            _body_refs(text, tag.end(), body_end, "dollar", refs, literal)
         return len(text) if close < 0 else close + len(tag.group(0))
     if i + 1 < len(text) and text[i + 1].isdigit():
         params.append(i)

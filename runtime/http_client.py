@@ -45,9 +45,8 @@ from runtime.jsonvalues import JSON, dumps
 from runtime.ssrf import NetworkPolicy, Refused, Resolver, system_resolver, vet
 from runtime.substitution import (
     SubstitutionError,
-    _parse_ref,
-    _rows_for_star,
-    _value,
+    bound_refs,
+    json_value,
     substitute_text,
     substitute_vars,
     text_of,
@@ -278,6 +277,7 @@ def substitute_json(text: str, variables: Mapping[str, str], results: Mapping[st
 
 def _json_pass(text: str, variables: Mapping[str, str],
                results: Mapping[str, JSON] | None) -> str:
+    refs = bound_refs(text, results) if results is not None else {}
     out: list[str] = []
     in_string = False
     i, n = 0, len(text)
@@ -300,11 +300,9 @@ def _json_pass(text: str, variables: Mapping[str, str],
                 i = end + 1
                 continue
         if results is not None and char == "$":
-            ref = _parse_ref(text, i, results)
+            ref = refs.get(i)
             if ref is not None:
-                result = results[ref.name]
-                value: JSON = (_rows_for_star(ref, result) if ref.form == "star"
-                               else _value(ref, result))
+                value = json_value(ref, results[ref.name])
                 out.append(_json_text(value, in_string, raw_text=False))
                 i = ref.end
                 continue

@@ -13,24 +13,21 @@ lexed with PostgreSQL's rules so that a value can never change a statement's str
 * inside a dollar-quoted body the text is inserted as is, and a value that would close the quote
   fails the step;
 * comments and quoted identifiers are left alone.
+
+Where the references are is not decided here: :mod:`compiler.refs` is the one scanner, shared
+with the checker, so the reference the checker sees is the one substituted. This module decides
+what a reference stands for, renders it, and splices it in with the escaping of its context.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from compiler.refs import Ref, scan_sql, scan_text
 from runtime.jsonvalues import JSON, dumps
 
 MAX_EXPANSION_ROWS = 10_000
-
-_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
-_PLAIN = re.compile(r"[^'\"$\-/]+")
 
 
 class SubstitutionError(Exception):
@@ -41,66 +38,44 @@ def substitute_vars(text: str, variables: Mapping[str, str]) -> str:
     """Replace each ``{name}`` whose name is a known variable; leave other braces alone."""
     if "{" not in text:
         return text
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = variables.get(name)
-        return match.group(0) if value is None else value
-
-    return _VAR.sub(replace, text)
+    out: list[str] = []
+    at = 0
+    for var in scan_text(text).variables:
+        value = variables.get(var.name)
+        if value is not None:
+            out.append(text[at : var.start])
+            out.append(value)
+            at = var.end
+    if not out:
+        return text
+    out.append(text[at:])
+    return "".join(out)
 
 
 def referenced_names(text: str) -> set[str]:
     """Names that ``$name`` references in ``text`` could mean (a superset)."""
-    return set(_REF.findall(text)) if "$" in text else set()
+    return {ref.name for ref in scan_text(text).refs} if "$" in text else set()
 
 
-@dataclass(frozen=True)
-class _Ref:
-    name: str
-    form: str  # "first", "first?", "field", "field?", "star"
-    column: str | None
-    end: int
+def bound_refs(text: str, results: Mapping[str, JSON]) -> dict[int, Ref]:
+    """The references of raw ``text`` that name a result, by offset.
 
-    @property
-    def spelled(self) -> str:
-        text = f"${self.name}"
-        if self.form == "star":
-            return text + ".*"
-        if self.column is not None:
-            text += f".{self.column}"
-        return text + ("?" if self.form.endswith("?") else "")
-
-
-def _parse_ref(text: str, start: int, results: Mapping[str, JSON]) -> _Ref | None:
-    match = _REF.match(text, start)
-    if match is None or match.group(1) not in results:
-        return None
-    name, pos = match.group(1), match.end()
-    if text.startswith(".*", pos):
-        return _Ref(name, "star", None, pos + 2)
-    if text.startswith(".", pos):
-        column = _IDENT.match(text, pos + 1)
-        if column is not None:
-            end = column.end()
-            if text.startswith("?", end):
-                return _Ref(name, "field?", column.group(0), end + 1)
-            return _Ref(name, "field", column.group(0), end)
-    if text.startswith("?", pos):
-        return _Ref(name, "first?", None, pos + 1)
-    return _Ref(name, "first", None, pos)
+    For a text with a lexer of its own (a JSON body), which substitutes only where its own
+    structure allows: a reference starts at each offset of the result whose ``$`` that lexer
+    reaches.
+    """
+    if "$" not in text or not results:
+        return {}
+    return {ref.start: ref for ref in scan_text(text).refs if ref.name in results}
 
 
 def _is_rowset(result: JSON) -> bool:
     return isinstance(result, dict) and isinstance(result.get("rows"), list)
 
 
-_MISSING = object()
-
-
-def _value(ref: _Ref, result: JSON) -> JSON | object:
+def _value(ref: Ref, result: JSON) -> JSON:
     """The value a first-value or field reference stands for; raises on strict misses."""
-    nullsafe = ref.form.endswith("?")
+    nullsafe = ref.nullsafe
     if ref.column is None:
         if not _is_rowset(result):
             return result
@@ -140,7 +115,7 @@ def _value(ref: _Ref, result: JSON) -> JSON | object:
     return value
 
 
-def _rows_for_star(ref: _Ref, result: JSON) -> list[dict[str, JSON]]:
+def _rows_for_star(ref: Ref, result: JSON) -> list[dict[str, JSON]]:
     if not _is_rowset(result):
         raise SubstitutionError(f"${ref.name}.* — invalid result format")
     rows = result["rows"]
@@ -150,6 +125,11 @@ def _rows_for_star(ref: _Ref, result: JSON) -> list[dict[str, JSON]]:
             f"{MAX_EXPANSION_ROWS} for row-set expansion. Filter the query or aggregate it."
         )
     return [row if isinstance(row, dict) else {"value": row} for row in rows]
+
+
+def json_value(ref: Ref, result: JSON) -> JSON:
+    """What ``ref`` stands for as a JSON value: the rows of ``$name.*``, otherwise its value."""
+    return _rows_for_star(ref, result) if ref.star else _value(ref, result)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -193,7 +173,7 @@ def text_of(value: JSON) -> str:
     return dumps(value)
 
 
-def _star_sql(ref: _Ref, result: JSON) -> str:
+def _star_sql(ref: Ref, result: JSON) -> str:
     rows = _rows_for_star(ref, result)
     alias = quote_ident(ref.name)
     if not rows:
@@ -213,8 +193,8 @@ def _star_sql(ref: _Ref, result: JSON) -> str:
     return f"(VALUES {', '.join(tuples)}) AS {alias}({names})"
 
 
-def _render_code(ref: _Ref, result: JSON) -> str:
-    if ref.form == "star":
+def _render_code(ref: Ref, result: JSON) -> str:
+    if ref.star:
         return _star_sql(ref, result)
     value = _value(ref, result)
     if ref.column is None and not _is_rowset(result):
@@ -222,160 +202,76 @@ def _render_code(ref: _Ref, result: JSON) -> str:
     return sql_literal(value)
 
 
-def _render_text(ref: _Ref, result: JSON) -> str:
-    if ref.form == "star":
+def _render_text(ref: Ref, result: JSON) -> str:
+    if ref.star:
         return dumps(_rows_for_star(ref, result))
     return text_of(_value(ref, result))
 
 
-# --- the SQL scanner -----------------------------------------------------------------------
-
-
-def _is_ident_char(char: str) -> bool:
-    return char.isalnum() or char in "_$" or ord(char) >= 0x80
-
-
-def _replace_refs(body: str, results: Mapping[str, JSON], escape: str | None) -> str:
-    """Substitute references inside a literal body, escaping for that literal kind."""
-    if "$" not in body:
-        return body
-    out: list[str] = []
-    i = 0
-    while True:
-        j = body.find("$", i)
-        if j < 0:
-            out.append(body[i:])
-            break
-        out.append(body[i:j])
-        ref = _parse_ref(body, j, results)
-        if ref is None:
-            out.append("$")
-            i = j + 1
-            continue
-        text = _render_text(ref, results[ref.name])
-        if escape == "standard":
-            text = text.replace("'", "''")
-        elif escape == "extended":
-            text = text.replace("\\", "\\\\").replace("'", "''")
-        out.append(text)
-        i = ref.end
-    return "".join(out)
-
-
-def _string_end(text: str, start: int, extended: bool) -> int:
-    """Index just after the closing quote of the literal whose opening quote is at ``start``."""
-    i = start + 1
-    n = len(text)
-    while i < n:
-        char = text[i]
-        if extended and char == "\\":
-            i += 2
-            continue
-        if char == "'":
-            if i + 1 < n and text[i + 1] == "'":
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n
-
-
-def _comment_end(text: str, start: int) -> int:
-    depth = 0
-    i = start
-    n = len(text)
-    while i < n:
-        if text.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif text.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return n
+# --- splicing ------------------------------------------------------------------------------
 
 
 def substitute_sql(text: str, results: Mapping[str, JSON]) -> str:
     """Substitute ``$name`` references of a SQL statement (see the module docstring)."""
     if "$" not in text or not results:
         return text
+    refs = [ref for ref in scan_sql(text).refs if ref.name in results]
+    if not refs:
+        return text
     out: list[str] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        plain = _PLAIN.match(text, i)
-        if plain is not None:
-            out.append(plain.group(0))
-            i = plain.end()
+    at = 0
+    k = 0
+    while k < len(refs):
+        ref = refs[k]
+        literal = ref.literal
+        if ref.context == "dollar" and literal is not None:
+            # The whole body is checked once its values are in: a value next to the body's
+            # own text, or to another value, can spell the closing delimiter too.
+            group = k + 1
+            while group < len(refs) and refs[group].literal is literal:
+                group += 1
+            body = _splice(text, literal.start, literal.end, refs[k:group], results)
+            if literal.quote in body:
+                raise SubstitutionError(
+                    f"a substituted value contains {literal.quote}, which would end the "
+                    "dollar-quoted string it is inserted into"
+                )
+            out.append(text[at : literal.start])
+            out.append(body)
+            at = literal.end
+            k = group
             continue
-        char = text[i]
-        if char == "'":
-            prefix = text[i - 1] if i > 0 else ""
-            before = text[i - 2] if i > 1 else ""
-            extended = prefix in "eE" and prefix != "" and not (before and _is_ident_char(before))
-            end = _string_end(text, i, extended)
-            closed = end <= n and text[end - 1] == "'" and end - 1 > i
-            body = text[i + 1 : end - 1] if closed else text[i + 1 :]
-            escaped = _replace_refs(body, results, "extended" if extended else "standard")
-            out.append("'" + escaped + ("'" if closed else ""))
-            i = end
-        elif char == '"':
-            end = text.find('"', i + 1)
-            while end >= 0 and text.startswith('""', end):
-                end = text.find('"', end + 2)
-            end = n if end < 0 else end + 1
-            out.append(text[i:end])
-            i = end
-        elif char == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            out.append(text[i:end])
-            i = end
-        elif char == "/" and text.startswith("/*", i):
-            end = _comment_end(text, i)
-            out.append(text[i:end])
-            i = end
-        elif char == "$":
-            i = _dollar(text, i, results, out)
+        out.append(text[at : ref.start])
+        if ref.context == "code":
+            out.append(_render_code(ref, results[ref.name]))
         else:
-            out.append(char)
-            i += 1
+            value = _render_text(ref, results[ref.name])
+            if literal is not None and literal.extended:
+                value = value.replace("\\", "\\\\")
+            out.append(value.replace("'", "''"))
+        at = ref.end
+        k += 1
+    out.append(text[at:])
     return "".join(out)
 
 
-def _dollar(text: str, i: int, results: Mapping[str, JSON], out: list[str]) -> int:
-    if i > 0 and _is_ident_char(text[i - 1]):
-        out.append("$")
-        return i + 1
-    tag = _DOLLAR_TAG.match(text, i)
-    if tag is not None:
-        delimiter = tag.group(0)
-        close = text.find(delimiter, tag.end())
-        body_end = len(text) if close < 0 else close
-        body = _replace_refs(text[tag.end() : body_end], results, None)
-        if delimiter in body:
-            raise SubstitutionError(
-                f"a substituted value contains {delimiter}, which would end the dollar-quoted "
-                "string it is inserted into"
-            )
-        out.append(delimiter + body + (delimiter if close >= 0 else ""))
-        return len(text) if close < 0 else close + len(delimiter)
-    if i + 1 < len(text) and text[i + 1].isdigit():
-        out.append("$")
-        return i + 1
-    ref = _parse_ref(text, i, results)
-    if ref is None:
-        out.append("$")
-        return i + 1
-    out.append(_render_code(ref, results[ref.name]))
-    return ref.end
+def _splice(
+    text: str, start: int, end: int, refs: Sequence[Ref], results: Mapping[str, JSON]
+) -> str:
+    """``text[start:end]`` with the text of each of ``refs`` (all inside it) in their place."""
+    out: list[str] = []
+    at = start
+    for ref in refs:
+        out.append(text[at : ref.start])
+        out.append(_render_text(ref, results[ref.name]))
+        at = ref.end
+    out.append(text[at:end])
+    return "".join(out)
 
 
 def substitute_text(text: str, results: Mapping[str, JSON]) -> str:
     """Substitute ``$name`` references in raw text (break values, HTTP fields): plain text."""
     if "$" not in text or not results:
         return text
-    return _replace_refs(text, results, None)
+    refs = [ref for ref in scan_text(text).refs if ref.name in results]
+    return _splice(text, 0, len(text), refs, results) if refs else text

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.refs import Ref, _parse_ref, scan_sql
+from compiler.refs import Ref, _parse_ref, scan_sql, scan_text
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -60,3 +60,37 @@ def test_masking_replaces_exactly_the_references(text: str) -> None:
     for index, changed in enumerate(masked):
         if not changed:
             assert scan.masked[index] == text[index]
+
+
+def test_references_know_the_literal_they_are_in() -> None:
+    text = "SELECT $a, 'x $b', e'$c\\'', $q$ $d $e $q$, \"$f\" -- $g"
+    scan = scan_sql(text)
+    by_name = {ref.name: ref for ref in scan.refs}
+    assert sorted(by_name) == ["a", "b", "c", "d", "e"]
+    assert by_name["a"].literal is None
+    string = by_name["b"].literal
+    assert string is not None
+    assert (text[string.start : string.end], string.quote, string.extended) == ("x $b", "'", False)
+    extended = by_name["c"].literal
+    assert extended is not None
+    assert (text[extended.start : extended.end], extended.extended) == ("$c\\'", True)
+    body = by_name["d"].literal
+    assert body is not None and body is by_name["e"].literal
+    assert (text[body.start : body.end], body.quote) == (" $d $e ", "$q$")
+    assert all(ref.literal is None for ref in scan_text(text).refs)
+
+
+def test_unterminated_literals_run_to_the_end() -> None:
+    for text, quote in (("SELECT '$a", "'"), ("SELECT $$ $a", "$$"), ("SELECT E'$a\\'", "'")):
+        (ref,) = scan_sql(text).refs
+        assert ref.literal is not None
+        assert (ref.literal.quote, ref.literal.end) == (quote, len(text))
+
+
+def test_the_literal_is_not_part_of_what_a_reference_is() -> None:
+    """Equality, hashing and repr are those of the reference alone, as before it was added."""
+    (in_string,) = scan_sql("SELECT '$a'").refs
+    alone = Ref("a", None, False, False, 8, 10, "string")
+    assert in_string == alone and hash(in_string) == hash(alone)
+    assert repr(in_string) == repr(alone)
+    assert "literal" not in repr(in_string)
