@@ -27,7 +27,11 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # $name, $name.* (a row set: no null-safe form), $name.column, each but $name.* with a null-safe ?
 _REF = re.compile(rf"\$({_IDENT})(?:(\.\*)|\.({_IDENT})(\?)?|(\?))?")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
-_PLAIN = re.compile(r"[^'\"$\-/]+")
+# Where plain SQL may stop being plain: a quote, a comment or a dollar.
+_SPECIAL = re.compile(r"['\"$]|--|/\*")
+_STRING_BODY = re.compile(r"(?:[^']+|'')*")
+_EXTENDED_BODY = re.compile(r"(?:[^'\\]+|\\.|'')*", re.DOTALL)
+_COMMENT_MARK = re.compile(r"/\*|\*/")
 
 
 @quick_init
@@ -141,35 +145,21 @@ def scan_text(text: str) -> Scan:
 
 def _string_close(text: str, start: int, extended: bool) -> int:
     """Index of the quote closing the literal opened at ``start``, or -1 if none does."""
-    i, n = start + 1, len(text)
-    while i < n:
-        char = text[i]
-        if extended and char == "\\":
-            i += 2
-            continue
-        if char == "'":
-            if i + 1 < n and text[i + 1] == "'":
-                i += 2
-                continue
-            return i
-        i += 1
-    return -1
+    body = (_EXTENDED_BODY if extended else _STRING_BODY).match(text, start + 1)
+    end = start + 1 if body is None else body.end()  # never None: the body may be empty
+    return end if end < len(text) and text[end] == "'" else -1
 
 
 def _comment_end(text: str, start: int) -> int:
-    depth, i, n = 0, start, len(text)
-    while i < n:
-        if text.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif text.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return n
+    """Index just after the end of the (nesting) block comment opened at ``start``."""
+    depth = 0
+    mark = _COMMENT_MARK.search(text, start)
+    while mark is not None:
+        depth += 1 if mark.group(0) == "/*" else -1
+        if depth == 0:
+            return mark.end()
+        mark = _COMMENT_MARK.search(text, mark.end())
+    return len(text)
 
 
 @lru_cache(maxsize=8192)
@@ -188,11 +178,11 @@ def scan_sql(text: str) -> Scan:
     refs: list[Ref] = []
     params: list[int] = []
     i, n = 0, len(text)
-    while i < n:
-        plain = _PLAIN.match(text, i)
-        if plain is not None:
-            i = plain.end()
-            continue
+    while True:
+        special = _SPECIAL.search(text, i)
+        if special is None:
+            break
+        i = special.start()
         char = text[i]
         if char == "'":
             prefix = text[i - 1] if i > 0 else ""
@@ -209,15 +199,13 @@ def scan_sql(text: str) -> Scan:
             while end >= 0 and text.startswith('""', end):
                 end = text.find('"', end + 2)
             i = n if end < 0 else end + 1
-        elif text.startswith("--", i):
+        elif char == "-":
             end = text.find("\n", i)
             i = n if end < 0 else end
-        elif text.startswith("/*", i):
+        elif char == "/":
             i = _comment_end(text, i)
-        elif char == "$":
-            i = _dollar(text, i, refs, params, masks)
         else:
-            i += 1
+            i = _dollar(text, i, refs, params, masks)
     return Scan(tuple(refs), variables, tuple(params), _masked(text, masks))
 
 
