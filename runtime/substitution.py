@@ -24,14 +24,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from compiler.refs import Ref, scan_sql, scan_text
+from compiler.refs import Ref, Scan, scan_sql, scan_text
 from runtime.jsonvalues import JSON, dumps
 
 MAX_EXPANSION_ROWS = 10_000
+# The scans are cached for the texts that steps repeat; a longer text (a large body, a statement
+# with a large ``{var}`` value in it) is scanned afresh rather than kept alive by the cache.
+CACHED_TEXT_LENGTH = 8192
 
 
 class SubstitutionError(Exception):
     """A reference that cannot be substituted; the message is the step's error."""
+
+
+def _raw_scan(text: str) -> Scan:
+    return scan_text(text) if len(text) <= CACHED_TEXT_LENGTH else scan_text.__wrapped__(text)
+
+
+def _sql_scan(text: str) -> Scan:
+    return scan_sql(text) if len(text) <= CACHED_TEXT_LENGTH else scan_sql.__wrapped__(text)
 
 
 def substitute_vars(text: str, variables: Mapping[str, str]) -> str:
@@ -40,7 +51,7 @@ def substitute_vars(text: str, variables: Mapping[str, str]) -> str:
         return text
     out: list[str] = []
     at = 0
-    for var in scan_text(text).variables:
+    for var in _raw_scan(text).variables:
         value = variables.get(var.name)
         if value is not None:
             out.append(text[at : var.start])
@@ -54,19 +65,18 @@ def substitute_vars(text: str, variables: Mapping[str, str]) -> str:
 
 def referenced_names(text: str) -> set[str]:
     """Names that ``$name`` references in ``text`` could mean (a superset)."""
-    return {ref.name for ref in scan_text(text).refs} if "$" in text else set()
+    return {ref.name for ref in _raw_scan(text).refs} if "$" in text else set()
 
 
 def bound_refs(text: str, results: Mapping[str, JSON]) -> dict[int, Ref]:
-    """The references of raw ``text`` that name a result, by offset.
+    """The references of raw ``text`` that name a result, by the offset of their ``$``.
 
-    For a text with a lexer of its own (a JSON body), which substitutes only where its own
-    structure allows: a reference starts at each offset of the result whose ``$`` that lexer
-    reaches.
+    For a text with a lexer of its own (a JSON body): it looks up each ``$`` it reaches and
+    substitutes only where its own structure allows.
     """
     if "$" not in text or not results:
         return {}
-    return {ref.start: ref for ref in scan_text(text).refs if ref.name in results}
+    return {ref.start: ref for ref in _raw_scan(text).refs if ref.name in results}
 
 
 def _is_rowset(result: JSON) -> bool:
@@ -215,7 +225,7 @@ def substitute_sql(text: str, results: Mapping[str, JSON]) -> str:
     """Substitute ``$name`` references of a SQL statement (see the module docstring)."""
     if "$" not in text or not results:
         return text
-    refs = [ref for ref in scan_sql(text).refs if ref.name in results]
+    refs = [ref for ref in _sql_scan(text).refs if ref.name in results]
     if not refs:
         return text
     out: list[str] = []
@@ -273,5 +283,5 @@ def substitute_text(text: str, results: Mapping[str, JSON]) -> str:
     """Substitute ``$name`` references in raw text (break values, HTTP fields): plain text."""
     if "$" not in text or not results:
         return text
-    refs = [ref for ref in scan_text(text).refs if ref.name in results]
+    refs = [ref for ref in _raw_scan(text).refs if ref.name in results]
     return _splice(text, 0, len(text), refs, results) if refs else text

@@ -432,6 +432,21 @@ def test_substitute_sql_agrees_with_the_oracle(text: str, results: dict[str, JSO
     )
 
 
+@settings(max_examples=200, deadline=None)
+@given(_TEXTS, _TEXTS, _RESULTS)
+def test_long_texts_agree_with_the_oracle(head: str, tail: str, results: dict[str, JSON]) -> None:
+    """Texts too long for the scan cache are scanned afresh, with the same outcome."""
+    text = head + " " * new.CACHED_TEXT_LENGTH + tail
+    assert _outcome(lambda: new.substitute_sql(text, results)) == _outcome(
+        lambda: substitute_sql(text, results)
+    )
+    assert _outcome(lambda: new.substitute_text(text, results)) == _outcome(
+        lambda: substitute_text(text, results)
+    )
+    assert new.referenced_names(text) == referenced_names(text)
+    assert new.substitute_vars(text, {"v": "$a"}) == substitute_vars(text, {"v": "$a"})
+
+
 @settings(max_examples=2000, deadline=None)
 @given(_TEXTS, _RESULTS)
 def test_substitute_text_agrees_with_the_oracle(text: str, results: dict[str, JSON]) -> None:
