@@ -7,12 +7,20 @@ transaction block, the output column names where the SQL makes them knowable, an
 constant condition such as ``SELECT 1 > 0``, its truth value. Everything is read from pglast's
 JSON parse tree (much faster than its Python node objects); results are cached per text, since
 the same statement shapes repeat in real files.
+
+Decoding that JSON tree was most of the cost, so only as much of it is decoded as the answer
+needs. For the common single ``SELECT``/``INSERT``/``UPDATE``/``DELETE``/``MERGE`` the statement
+kind is read from the text's opening and only the select list or ``RETURNING`` clause is
+decoded (:func:`_quick_shape`); everything else decodes the whole tree. The truth value of a
+constant condition is worked out only when asked for (:attr:`Shape.constant`): only conditions
+without references ever ask.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -34,21 +42,33 @@ class Shape:
     transactional: bool = True
     not_transactional_because: str | None = None
     columns: tuple[str, ...] | None = None  # None = unknown; () = returns no rows
-    constant: bool | None = None  # the truthiness of a constant condition, else None
     transaction_control: bool = False
+    # pglast's JSON tree of a lone SELECT, kept to work out ``constant`` if that is asked for.
+    select_tree: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def constant(self) -> bool | None:
+        """The truthiness of a constant condition (``SELECT 1 > 0``), else None."""
+        if self.select_tree is None:
+            return None
+        return _constant_of(self.select_tree)
 
 
 @lru_cache(maxsize=16384)
 def analyse(masked: str) -> Shape:
     """The shape of one step's SQL (references masked); never raises."""
     try:
-        tree = json.loads(pg.parse_sql_json(masked))
+        text = pg.parse_sql_json(masked)
     except pg.ParseError as error:
         message = str(error.args[0]) if error.args else "syntax error"
         offset = error.args[1] if len(error.args) > 1 and error.args[1] is not None else None
         if offset is None:
             offset = len(masked.rstrip())
         return Shape(error=message, error_offset=int(offset), statements=0)
+    quick = _quick_shape(text)
+    if quick is not None:
+        return quick
+    tree = json.loads(text)
     stmts: list[JsonNode] = tree.get("stmts") or []
     if not stmts:
         return Shape(statements=0)
@@ -63,9 +83,54 @@ def analyse(masked: str) -> Shape:
         transactional=reason is None,
         not_transactional_because=reason,
         columns=_columns(kind, body),
-        constant=_constant_condition(kind, body),
         transaction_control=kind == "TransactionStmt",
+        select_tree=text if kind == "SelectStmt" else None,
     )
+
+
+# The opening of the JSON tree of one or more statements, naming the first one's kind.
+_OPENING = re.compile(r'\{"version":\d+,"stmts":\[\{"stmt":\{"(\w+)":\{')
+_DECODER = json.JSONDecoder()
+_DML_KINDS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
+_DML_NODES = tuple(f'{{"{kind}":' for kind in sorted(_DML_KINDS))
+
+
+def _quick_shape(text: str) -> Shape | None:
+    """The shape of a lone SELECT or data-changing statement, decoding only its output list.
+
+    None where the whole tree is needed. The substring tests are exact: a quote inside a JSON
+    string is escaped, so ``{"stmt":`` or ``"returningClause":`` can only be keys; only a
+    statement node has a ``stmt`` key, and only a data-changing statement has a RETURNING clause.
+    """
+    opening = _OPENING.match(text)
+    if opening is None or text.find('{"stmt":', opening.end()) != -1:
+        return None  # not a statement, or several
+    kind = opening.group(1)
+    if kind == "SelectStmt":
+        # The select list is the first key only of a plain SELECT (no DISTINCT or INTO; a set
+        # operation or VALUES has none): its columns are the select list's.
+        if not text.startswith('"targetList":', opening.end()):
+            return None
+        targets, _ = _DECODER.raw_decode(text, opening.end() + len('"targetList":'))
+        return Shape(kind=kind, columns=_target_names(targets), select_tree=text)
+    if kind not in _DML_KINDS or "\"returningList\":" in text:
+        return None
+    # With one data-changing statement in the tree, a RETURNING clause in it is the top one's.
+    if sum(text.count(node) for node in _DML_NODES) != 1:
+        return None
+    at = text.find('"returningClause":')
+    if at == -1:
+        return Shape(kind=kind, columns=())
+    returning, _ = _DECODER.raw_decode(text, at + len('"returningClause":'))
+    exprs = returning.get("exprs") if isinstance(returning, dict) else None
+    return Shape(kind=kind, columns=_target_names(exprs) if exprs else ())
+
+
+@lru_cache(maxsize=1024)
+def _constant_of(text: str) -> bool | None:
+    stmts: list[JsonNode] = json.loads(text).get("stmts") or []
+    kind, body = next(iter(stmts[0]["stmt"].items()))
+    return _constant_condition(kind, body)
 
 
 def _char_offset(text: str, byte_offset: int) -> int:
