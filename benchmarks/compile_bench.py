@@ -64,6 +64,7 @@ def clear_caches() -> None:
     refs.scan_sql.cache_clear()
     refs.scan_text.cache_clear()
     sqlshape.analyse.cache_clear()
+    sqlshape.constant_of.cache_clear()
 
 
 def print_stages(text: str, repeat: int) -> None:

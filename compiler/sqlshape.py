@@ -51,7 +51,7 @@ class Shape:
         """The truthiness of a constant condition (``SELECT 1 > 0``), else None."""
         if self.select_tree is None:
             return None
-        return _constant_of(self.select_tree)
+        return constant_of(self.select_tree)
 
 
 @lru_cache(maxsize=16384)
@@ -127,7 +127,8 @@ def _quick_shape(text: str) -> Shape | None:
 
 
 @lru_cache(maxsize=1024)
-def _constant_of(text: str) -> bool | None:
+def constant_of(text: str) -> bool | None:
+    """:attr:`Shape.constant` of a lone SELECT from its JSON tree (cached like :func:`analyse`)."""
     stmts: list[JsonNode] = json.loads(text).get("stmts") or []
     kind, body = next(iter(stmts[0]["stmt"].items()))
     return _constant_condition(kind, body)
