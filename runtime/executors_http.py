@@ -11,8 +11,11 @@ the claiming transaction checks the grant, builds the request (substitution, the
 commits; the worker then sends it and records the outcome in a new transaction. Meanwhile a
 session lock on the task keeps other workers from sending it too, while ``df.cancel``,
 ``df.signal`` and everything else that touches the instance go on at once; a response for a task
-that is gone by then (cancelled) is dropped. A worker that dies after sending makes the step run
-again (at least once, with the same key).
+that is gone by then (cancelled) is dropped. A cancellation of the task that reaches the worker
+(``df_cancel``) aborts the request itself (:class:`runtime.http_client.Abort`, handed over by the
+worker with :func:`runtime.http_client.abortable`): nothing is recorded and the executor is free
+at once. A worker that dies after sending makes the step run again (at least once, with the same
+key).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from runtime.http_client import (
     HttpSettings,
     build_multipart,
     build_request,
+    current_abort,
     idempotency_key,
     send,
 )
@@ -80,9 +84,10 @@ class HttpExecutor(_Leaf):
 
 
 def _send(request: HttpRequest, settings: HttpSettings) -> Record:
-    """Send the request (no transaction open); what to record once the task is claimed again."""
+    """Send the request (no transaction open); what to record once the task is claimed again.
+    :class:`runtime.http_client.Aborted` (the task was cancelled) goes up to the worker."""
     try:
-        envelope = send(request, settings)
+        envelope = send(request, settings, current_abort())
     except HttpFailure as failure:
         message, retryable = failure.message, failure.retryable
         return lambda ctx, task: ctx.step_failed(task, message, retryable)

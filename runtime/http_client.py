@@ -20,6 +20,15 @@ Safety:
 * every request carries an ``Idempotency-Key`` that is the same for every attempt of one step
   activation (:func:`idempotency_key`), unless the workflow sets its own.
 
+Aborting: a request sent with an :class:`Abort` stops as soon as another thread calls
+:meth:`Abort.abort` (the worker does when the step's task is cancelled): the connection's socket
+is shut down, which wakes the blocked read or write at once, and :func:`send` raises
+:class:`Aborted` rather than a failure. The socket is found through httpcore's documented
+``trace`` request extension (the ``connection.connect_tcp.complete`` event carries the network
+stream); a duplicate of it is kept, so the shutdown also reaches a connection that TLS has since
+wrapped. A connection still being opened is not interrupted: once it is open (or its timeout
+passes) the request stops.
+
 Substitution (DSL.md §4): ``{var}`` then ``$name`` references are replaced in the URL, the body,
 header values and multipart ``name``/``filename``/``data_b64``. Inside a JSON body values are
 JSON-escaped: inside a JSON string a value's text is escaped, outside strings the value is
@@ -34,8 +43,12 @@ import hashlib
 import json
 import re
 import secrets
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +89,84 @@ class HttpFailure(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+
+
+class Aborted(Exception):
+    """The request was stopped by :meth:`Abort.abort`: there is no outcome to record."""
+
+
+class Abort:
+    """Lets another thread stop one request in flight (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._aborted = False
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def aborted(self) -> bool:
+        with self._lock:
+            return self._aborted
+
+    def abort(self) -> None:
+        """Stop the request: now if it is in flight, at its start if it has not started yet."""
+        with self._lock:
+            if self._aborted:
+                return
+            self._aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut_down(sock)
+
+    def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        """httpcore's ``trace`` extension: keep hold of the connection once it is open."""
+        if name != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        try:
+            # a duplicate: TLS detaches the original object, the connection stays the same
+            held = sock.dup()
+        except OSError:
+            return
+        with self._lock:
+            self._sockets.append(held)
+            aborted = self._aborted
+        if aborted:
+            _shut_down(held)
+
+    def release(self) -> None:
+        """Close the duplicates once the request is over (its own sockets are closed by then)."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with suppress(OSError):  # already closed: the request is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_CURRENT_ABORT: ContextVar[Abort | None] = ContextVar("dfc_http_abort", default=None)
+
+
+@contextmanager
+def abortable(abort: Abort) -> Iterator[None]:
+    """Requests of a step's work run in this block stop when ``abort`` is aborted (the worker
+    hands the abort of a task's work this way, the work itself does not know its worker)."""
+    token = _CURRENT_ABORT.set(abort)
+    try:
+        yield
+    finally:
+        _CURRENT_ABORT.reset(token)
+
+
+def current_abort() -> Abort | None:
+    """The abort set by the enclosing :func:`abortable` block, if any."""
+    return _CURRENT_ABORT.get()
 
 
 @dataclass(frozen=True)
@@ -329,8 +420,29 @@ def _json_text(value: JSON, in_string: bool, *, raw_text: bool) -> str:
 # --- sending ---------------------------------------------------------------------------------
 
 
-def send(request: HttpRequest, settings: HttpSettings) -> dict[str, JSON]:
-    """Send ``request`` and return the result envelope (raises :class:`HttpFailure`)."""
+def send(request: HttpRequest, settings: HttpSettings,
+         abort: Abort | None = None) -> dict[str, JSON]:
+    """Send ``request`` and return the result envelope (raises :class:`HttpFailure`, or
+    :class:`Aborted` once ``abort`` was aborted, whatever the request came to)."""
+    if abort is None:
+        return _exchange(request, settings, None)
+    if abort.aborted:
+        raise Aborted(f"{request.method} {request.url} not sent: aborted")
+    try:
+        envelope = _exchange(request, settings, abort)
+    except Exception as exc:
+        if abort.aborted:
+            raise Aborted(f"{request.method} {request.url} aborted") from exc
+        raise
+    finally:
+        abort.release()
+    if abort.aborted:  # e.g. a body that ends with the connection, cut short by the shutdown
+        raise Aborted(f"{request.method} {request.url} aborted")
+    return envelope
+
+
+def _exchange(request: HttpRequest, settings: HttpSettings,
+              abort: Abort | None) -> dict[str, JSON]:
     try:
         url = httpx.URL(request.url)
     except httpx.InvalidURL as exc:
@@ -359,9 +471,12 @@ def send(request: HttpRequest, settings: HttpSettings) -> dict[str, JSON]:
     try:
         with httpx.Client(trust_env=False, follow_redirects=False, verify=settings.verify_tls,
                           timeout=httpx.Timeout(timeout)) as client:
+            extensions: dict[str, Any] = {"sni_hostname": host}
+            if abort is not None:
+                extensions["trace"] = abort.trace
             outgoing = client.build_request(
                 request.method, pinned, headers=headers, content=request.body,
-                extensions={"sni_hostname": host},
+                extensions=extensions,
             )
             response = client.send(outgoing, stream=True)
             try:

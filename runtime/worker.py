@@ -16,7 +16,8 @@ Lost connections are re-established with backoff.
 Time comes from ``WorkerOptions.clock`` (:mod:`runtime.clock`): due times are computed from it,
 and a test clock wakes the worker whenever it is moved. The listener also hears
 ``df_cancel`` (``df.cancel``, a timeout, a failed JOIN branch, a lost RACE): an executor thread
-running a statement of a cancelled task has that statement cancelled on the server. Finished
+running a statement of a cancelled task has that statement cancelled on the server, one sending
+an HTTP request for it outside a transaction has the request aborted (``_run_outside``). Finished
 instances older than ``retention`` are pruned in small batches by the listener thread.
 """
 
@@ -40,9 +41,9 @@ import psycopg
 
 from runtime.clock import Clock, RealClock
 from runtime.connection import NextStep, WorkerConnection, connect
-from runtime.engine import Context, OutsideTransaction, Settings, StepFailed
+from runtime.engine import Context, OutsideTransaction, Record, Settings, StepFailed
 from runtime.executors import EXECUTORS, SqlExecutor, runs_outside
-from runtime.http_client import HttpSettings
+from runtime.http_client import Abort, Aborted, HttpSettings, abortable
 from runtime.plans import Plan, PlanError
 from runtime.queries import query
 from runtime.store import Claim, Store, Task
@@ -89,6 +90,8 @@ class _Slot:
     node_id: str | None = None
     cancelled: bool = False
     in_sql: bool = False
+    # the step's work running outside a transaction (an HTTP request): aborted on cancellation
+    abort: Abort | None = None
     # the context of the step just run, when its only new task is a SQL step to go on with
     next_ctx: Context | None = None
     following: int = 0  # steps gone on with since the last claim
@@ -241,6 +244,8 @@ class Worker:
                 if task_ids is not None and slot.task_id not in task_ids:
                     continue
                 slot.cancelled = True
+                if slot.abort is not None:
+                    slot.abort.abort()  # an HTTP request: its connection is shut down at once
                 if not slot.in_sql:
                     continue  # the step notices before its statement starts (_guard)
                 try:
@@ -402,13 +407,36 @@ class Worker:
         """Run a step's work with no transaction open (at least once), then record its outcome
         in a new transaction that claims the task again; a task gone meanwhile (its instance
         cancelled, a lost race) drops the outcome. The task's session lock, taken when it was
-        claimed, keeps other workers from running it until the outcome is recorded."""
+        claimed, keeps other workers from running it until the outcome is recorded.
+
+        A cancellation of the task (``_cancel``) aborts an HTTP request of the work at once
+        (:class:`Abort`, in the executor's slot meanwhile): there is nothing to record then; a
+        task that is somehow still there records a retryable failure, so the request runs again.
+        Only the cancellation of this task aborts it: whatever else stops a request is the
+        request's own failure."""
         store = Store(conn, self.clock)
+        abort = Abort()
+        with self._slots_lock:
+            slot = next((s for s in self._slots if s.conn is conn), None)
+            if slot is not None and slot.task_id == request.task_id:
+                slot.abort = abort
+                if slot.cancelled:  # heard while the claim committed
+                    abort.abort()
+            else:
+                slot = None
         locked = True
         try:
             if isinstance(conn, WorkerConnection):
                 conn.send_held()  # outside any block: also ends the empty transaction a commit opens
-            record = request.work(store)
+            try:
+                with abortable(abort):
+                    record: Record | None = request.work(store)
+            except Aborted:
+                record = None
+            finally:
+                if slot is not None:
+                    with self._slots_lock:
+                        slot.abort = None
             with conn.transaction():
                 claim = store.claim(task_id=request.task_id, wait=True)
                 if claim is None:
@@ -416,7 +444,11 @@ class Worker:
                 else:
                     ctx = self._context(store, claim)
                     if ctx is not None:
-                        record(ctx, claim.task)
+                        if record is None:
+                            ctx.step_failed(claim.task, f"{request.kind} step of task "
+                                            f"{request.task_id} was aborted", True)
+                        else:
+                            record(ctx, claim.task)
                         if ctx.woke_others:
                             store.notify(claim.instance.id)
                 # released before the commit, while the row is still locked: no other worker
