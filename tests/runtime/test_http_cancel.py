@@ -10,9 +10,15 @@ cancelled one.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,9 +26,22 @@ import pytest
 import test_http_outside as outside
 from helpers import output, result, start, wait
 from plans import PlanBuilder
-from timehelpers import make_clock, node_status, query, scalar, status, until, worker_on
+from timehelpers import (
+    LOOPBACK_HTTP,
+    make_clock,
+    node_status,
+    query,
+    scalar,
+    status,
+    until,
+    worker_on,
+)
 
 from runtime.connection import connect
+from runtime.http_client import Abort, Aborted, HttpFailure, HttpSettings, build_request, send
+
+# Guards a join against a hang only; the test does not measure how long anything takes.
+HANG_GUARD_SECONDS = 60.0
 
 NO_WAIT = outside.NO_WAIT
 # cancel_subtrees (runtime/sql/queries.sql) names only the tasks it finds row-locked in the
@@ -86,6 +105,89 @@ def attempts(dsn: str, instance: str, node: str) -> Any:
 def last_error(dsn: str, instance: str, node: str) -> Any:
     return scalar(dsn, "SELECT last_error FROM df.nodes WHERE instance_id = %s AND id = %s",
                   (instance, node))
+
+
+def sent_in_thread(url: str, abort: Abort, settings: HttpSettings = LOOPBACK_HTTP,
+                   ) -> tuple[threading.Thread, list[object]]:
+    """Send a POST to ``url`` with ``abort`` in a thread; the list gets what send came to."""
+    request = build_request({"url": url, "method": "POST", "body": "{}", "timeout_seconds": 300},
+                            {}, {}, "key")
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(send(request, settings, abort))
+        except (Aborted, HttpFailure) as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_abort_stops_a_request_in_flight(server: HangupServer) -> None:
+    gate = server.gate("direct")
+    abort = Abort()
+    thread, outcome = sent_in_thread(f"{server.base}/gate/direct", abort)
+    gate.wait_arrival()
+    abort.abort()
+    thread.join(HANG_GUARD_SECONDS)
+    assert not thread.is_alive() and not gate.opened.is_set()
+    assert len(outcome) == 1 and isinstance(outcome[0], Aborted)
+    gate.opened.set()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a certificate")
+def test_abort_stops_a_request_in_flight_over_tls(tmp_path: Path) -> None:
+    """The connection is wrapped by TLS after it is taken hold of: the abort still reaches it."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    arrived, release = threading.Event(), threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(65536)  # the request; no response until released
+                arrived.set()
+                release.wait(outside.GATE_LIMIT_SECONDS)
+
+        server_thread = threading.Thread(target=serve, daemon=True)
+        server_thread.start()
+        abort = Abort()
+        thread, outcome = sent_in_thread(f"https://127.0.0.1:{port}/held", abort,
+                                         replace(LOOPBACK_HTTP, verify_tls=False))
+        assert arrived.wait(HANG_GUARD_SECONDS), "no request arrived"
+        abort.abort()
+        thread.join(HANG_GUARD_SECONDS)
+        assert not thread.is_alive() and not release.is_set()
+        release.set()
+        server_thread.join(HANG_GUARD_SECONDS)
+    assert len(outcome) == 1 and isinstance(outcome[0], Aborted)
+
+
+def test_an_aborted_request_is_not_sent() -> None:
+    abort = Abort()
+    abort.abort()
+    # an address nothing listens on: a request that was sent would fail, not be aborted
+    thread, outcome = sent_in_thread("http://127.0.0.1:9/never", abort)
+    thread.join(HANG_GUARD_SECONDS)
+    assert len(outcome) == 1 and isinstance(outcome[0], Aborted)
+
+
+def test_a_request_that_fails_by_itself_is_not_aborted(server: HangupServer) -> None:
+    gate = server.gate("direct-hangup")
+    thread, outcome = sent_in_thread(f"{server.base}/hangup/direct-hangup", Abort())
+    gate.wait_arrival()
+    gate.opened.set()
+    thread.join(HANG_GUARD_SECONDS)
+    assert len(outcome) == 1 and isinstance(outcome[0], HttpFailure)
+    assert outcome[0].retryable and "HTTP connection failed" in outcome[0].message
 
 
 def test_cancel_during_the_request_aborts_it_and_frees_the_executor(
