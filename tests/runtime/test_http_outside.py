@@ -2,9 +2,10 @@
 
 The test server holds each response of a *gate* until the test opens it, so every check runs
 while a request is known to be in flight: the worker's session is not in a transaction,
-``df.cancel`` and ``df.signal`` return while the request waits, a late response is dropped, and a
-worker whose session dies mid-request is replaced by another that sends the request again with
-the same ``Idempotency-Key``. No durations are measured: a call that waited for the request
+``df.cancel`` and ``df.signal`` return while the request waits, a late response is dropped (a
+cancelled task's request is aborted, see ``test_http_cancel.py``), and a worker whose session
+dies mid-request is replaced by another that sends the request again with the same
+``Idempotency-Key``. No durations are measured: a call that waited for the request
 would wait for a gate the test has not opened yet (and run into the session's
 ``statement_timeout``).
 """
@@ -161,7 +162,8 @@ def test_cancel_during_the_request_returns_at_once_and_drops_the_response(
             assert conn.execute("SELECT df.status(%s)", (instance,)).fetchone() == ("cancelled",)
         assert node_status(dsn, instance, node) == "cancelled"
         gate.opened.set()
-        # the worker gives up the task's lock once it has dealt with the late response
+        # the cancellation aborted the request (test_http_cancel.py): the server's late answer
+        # goes nowhere and the worker has given up the task's lock
         until(lambda: gate.answered == 1 and lock_holders(dsn) == [])
     assert status(dsn, instance) == "cancelled"
     assert output(dsn, instance) == "stop it"
