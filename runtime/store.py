@@ -90,6 +90,8 @@ class StoredPlan:
 
 # The savepoint a chained step's statement runs under (Store.run_step).
 STEP_SAVEPOINT = b"dfc_step"
+# Task ids per df_cancel notification: 400 ids of up to 19 digits stay under the 8000-byte limit.
+CANCEL_IDS_PER_NOTIFICATION = 400
 
 
 def _jsonb(value: JSON) -> Jsonb:
@@ -268,15 +270,21 @@ class Store:
 
     def cancel_subtrees(self, instance_id: str, task_ids: list[int]) -> list[int]:
         """Delete the activations below ``task_ids`` (and those tasks), mark their running nodes
-        cancelled; the ids of the ones being executed elsewhere right now (locked)."""
+        cancelled; the ids of those whose work may be running elsewhere right now (a locked
+        task, or a ready one: an HTTP request in flight holds no row lock)."""
         row = self._one("cancel_subtrees", {"instance_id": instance_id, "ids": task_ids})
         return list(row["busy"] or []) if row else []
 
     def notify_cancel(self, instance_id: str, task_ids: list[int] | None = None) -> None:
-        """Ask every worker (on commit) to interrupt statements of these tasks (all when None)."""
-        payload = instance_id if task_ids is None else \
-            f"{instance_id}:{','.join(str(i) for i in task_ids)}"
-        self._run("notify_cancel", {"payload": payload})
+        """Ask every worker (on commit) to interrupt work of these tasks (all when None)."""
+        if task_ids is None:
+            self._run("notify_cancel", {"payload": instance_id})
+            return
+        # a notification's payload is limited to 8000 bytes: a large subtree takes several
+        for start in range(0, len(task_ids), CANCEL_IDS_PER_NOTIFICATION):
+            chunk = task_ids[start:start + CANCEL_IDS_PER_NOTIFICATION]
+            self._run("notify_cancel",
+                      {"payload": f"{instance_id}:{','.join(str(i) for i in chunk)}"})
 
     def schedule_task(self, task_id: int, delay: float, state: dict[str, Any]) -> None:
         """Make a (compound) task due ``delay`` seconds from now on the store's clock."""

@@ -277,12 +277,14 @@ DELETE FROM df.workers
 
 -- name: cancel_subtrees
 -- Cancel the given activations and everything below them: delete the tasks (those another
--- worker is executing right now are skipped and returned as `busy`, to be interrupted), and
--- mark the running nodes below the given ones `cancelled`.
+-- worker is executing right now are skipped), and mark the running nodes below the given ones
+-- `cancelled`. `busy` lists the tasks whose work may be running somewhere, to be interrupted:
+-- the locked ones, and the ready ones, since an HTTP request runs with no lock on its task.
 WITH RECURSIVE sub AS (
-    SELECT t.id, t.node_id, true AS top FROM df.tasks t WHERE t.id = ANY (%(ids)s::bigint[])
+    SELECT t.id, t.node_id, t.status, true AS top FROM df.tasks t
+     WHERE t.id = ANY (%(ids)s::bigint[])
     UNION ALL
-    SELECT t.id, t.node_id, false FROM df.tasks t JOIN sub ON t.parent_id = sub.id
+    SELECT t.id, t.node_id, t.status, false FROM df.tasks t JOIN sub ON t.parent_id = sub.id
 ), marked AS (
     UPDATE df.nodes n SET status = 'cancelled', updated_at = pg_catalog.clock_timestamp()
       FROM sub
@@ -295,7 +297,8 @@ WITH RECURSIVE sub AS (
     DELETE FROM df.tasks d WHERE d.id IN (SELECT free.id FROM free) RETURNING d.id
 )
 SELECT (SELECT count(*) FROM marked) AS marked,
-       ARRAY(SELECT sub.id FROM sub WHERE sub.id NOT IN (SELECT deleted.id FROM deleted)) AS busy;
+       ARRAY(SELECT sub.id FROM sub
+              WHERE sub.status = 'ready' OR sub.id NOT IN (SELECT deleted.id FROM deleted)) AS busy;
 
 -- name: notify_cancel
 -- Payload `<instance>` (all of its statements) or `<instance>:<task id>,<task id>,…`.

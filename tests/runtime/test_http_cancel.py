@@ -44,11 +44,6 @@ from runtime.http_client import Abort, Aborted, HttpFailure, HttpSettings, build
 HANG_GUARD_SECONDS = 60.0
 
 NO_WAIT = outside.NO_WAIT
-# cancel_subtrees (runtime/sql/queries.sql) names only the tasks it finds row-locked in the
-# df_cancel notification; a task whose request runs outside a transaction is not row-locked, so
-# a lost RACE or a fired timeout deletes it without telling its worker.
-NOT_NOTIFIED = ("a RACE lost or a timeout fired sends no df_cancel for a task whose work runs "
-                "outside a transaction (Context.cancel_below / cancel_subtrees)")
 
 
 class HangupServer(outside.GateServer):
@@ -271,7 +266,6 @@ def test_a_request_the_server_hangs_up_on_is_a_failure_not_a_cancellation(
     assert len(gate.keys) == 2 and gate.keys[0] == gate.keys[1]
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_NOTIFIED)
 def test_a_race_won_elsewhere_aborts_the_request(dsn: str, server: HangupServer) -> None:
     gate = server.gate("race-free")
     b = PlanBuilder()
@@ -294,7 +288,6 @@ def test_a_race_won_elsewhere_aborts_the_request(dsn: str, server: HangupServer)
     assert last_error(dsn, instance, node) is None
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_NOTIFIED)
 def test_a_timeout_around_the_step_aborts_the_request(dsn: str, server: HangupServer) -> None:
     gate = server.gate("timeout-free")
     clock = make_clock()
