@@ -25,15 +25,6 @@ ROLE = "dfc_new_plain"
 
 
 @pytest.fixture
-def linked(dsn: str) -> str:
-    """A test database with the dblink extension (installed by the superuser of the tests)."""
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("CREATE SCHEMA links")
-        admin.execute("CREATE EXTENSION dblink SCHEMA links")
-    return dsn
-
-
-@pytest.fixture
 def plain_role(dsn: str) -> Iterator[str]:
     """DSN of a role without superuser, granted df usage."""
     with psycopg.connect(dsn, autocommit=True) as admin:

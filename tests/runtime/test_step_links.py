@@ -6,23 +6,12 @@ a step of another role could use it by name and act as the role that opened it.
 
 from __future__ import annotations
 
-import psycopg
-import pytest
 from helpers import output, result, running_worker, start, wait
 from plans import PlanBuilder
 
 LOOPBACK = ("format('host=%s port=%s dbname=%s user=%s', "
             "split_part(current_setting('unix_socket_directories'), ',', 1), "
             "current_setting('port'), current_database(), current_user)")
-
-
-@pytest.fixture
-def linked(dsn: str) -> str:
-    """A test database with the dblink extension (installed by the superuser of the tests)."""
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("CREATE SCHEMA links")
-        admin.execute("CREATE EXTENSION dblink SCHEMA links")
-    return dsn
 
 
 def test_a_named_connection_is_closed_after_its_step(linked: str) -> None:
