@@ -18,7 +18,7 @@ IR that way (:mod:`compiler.lower`), without a tree in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -32,6 +32,8 @@ from lark.parse_tree_builder import (
 )
 from lark.tree import Meta
 
+from compiler.lexer import Lexeme, lexeme
+
 
 @dataclass(frozen=True, slots=True)
 class _Reduce:
@@ -39,7 +41,8 @@ class _Reduce:
 
     ``pick`` lists the kept children as ``(index, splice)`` (splice: an inlined ``_rule``
     whose children go in its place), ``None`` standing for a placeholder; it is None when all
-    children are kept as they are. ``passthrough`` marks rules like ``?seq_expr: race_expr``
+    children are kept as they are. ``keep`` is ``pick`` compiled: it reads the kept children
+    off the top of the value stack. ``passthrough`` marks rules like ``?seq_expr: race_expr``
     that only hand their one child up the precedence ladder.
     """
 
@@ -48,6 +51,7 @@ class _Reduce:
     data: Any  # the tree's ``data`` exactly as Lark sets it (the alias, or the rule's name)
     key: str  # ``data`` as a plain string, for looking up a callback
     pick: tuple[tuple[int, bool] | None, ...] | None
+    keep: Callable[[list[Any]], list[Any]] = field(compare=False)
     single: bool  # ``?rule``: a lone kept child is handed up instead of a new tree
     inline: bool  # ``_rule``: its children are spliced into the parent, no tree is kept
     passthrough: bool
@@ -67,6 +71,8 @@ class Tables:
     gotos: dict[int, dict[str, int]]
     start: int
     end: int
+    # The callbacks that make Lark's trees, one per ``_Reduce.key``.
+    trees: dict[str, Callback]
     # (state below, state on top, lookahead) -> the top state after every pass-through
     # reduction that follows; filled as the parser meets new combinations.
     chains: dict[tuple[int, int, str], int] = field(default_factory=dict)
@@ -111,7 +117,8 @@ def tables() -> Tables:
         reduce.goto.update(
             (state, row[reduce.name]) for state, row in gotos.items() if reduce.name in row
         )
-    return Tables(actions, gotos, table.start_states["start"], table.end_states["start"])
+    trees: dict[str, Callback] = {r.key: partial(_tree, r.data) for r in reduces.values()}
+    return Tables(actions, gotos, table.start_states["start"], table.end_states["start"], trees)
 
 
 def _reduce(rule: Any, callback: Any) -> _Reduce:
@@ -150,10 +157,27 @@ def _reduce(rule: Any, callback: Any) -> _Reduce:
         data=builder.args[0],
         key=str(builder.args[0]),
         pick=pick,
+        keep=_keeper(size, pick),
         single=single,
         inline=name.startswith("_"),
         passthrough=passthrough,
     )
+
+
+def _keeper(size: int, pick: tuple[tuple[int, bool] | None, ...] | None) -> Any:
+    """A function that reads a rule's kept children off the top of the value stack.
+
+    The driver calls one per reduction, so it is compiled from the rule's ``pick`` into one
+    list display (``[v[-3], *v[-1], None]``) instead of looping over ``pick`` each time.
+    """
+    if pick is None:
+        items = [f"v[{index - size}]" for index in range(size)]
+    else:
+        items = [
+            "None" if entry is None else ("*" if entry[1] else "") + f"v[{entry[0] - size}]"
+            for entry in pick
+        ]
+    return eval(f"lambda v: [{', '.join(items)}]")  # built above from integers only
 
 
 _new_tree = object.__new__
@@ -164,34 +188,41 @@ Bound = Any
 # A rule's value made by the caller instead of a tree: from the kept children, and the first and
 # last token the rule spans (for positions).
 Callback = Callable[[list[Any], Bound, Bound], Any]
+# The end of a statement, as the automaton sees it.
+_END = "$END"
 
 
 def drive(
-    tokens: list[Token], *, complete: bool, callbacks: Mapping[str, Callback] | None = None
+    tokens: Sequence[Bound], *, complete: bool, callbacks: Mapping[str, Callback] | None = None
 ) -> Any:
     """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
 
-    Without ``callbacks`` each rule makes Lark's tree and the result is the statement's tree;
-    with them, each rule's value is ``callbacks[name](kept_children, first, last)`` (``name``
-    is the tree's ``data``, an alias or the rule's name) and the result is the top rule's
-    value. With ``complete=False`` only the tokens are fed (no end of statement), to find a
-    syntax error before a lexical one; the result is then None.
+    The tokens are :class:`compiler.lexer.Lexeme` records or Lark tokens. Without
+    ``callbacks`` each rule makes Lark's tree and the result is the statement's tree; with
+    them, each rule's value is ``callbacks[name](kept_children, first, last)`` (``name`` is the
+    tree's ``data``, an alias or the rule's name) and the result is the top rule's value. With
+    ``complete=False`` only the tokens are fed (no end of statement), to find a syntax error
+    before a lexical one; the result is then None.
     """
     table = tables()
+    if callbacks is None:
+        callbacks = table.trees
     actions = table.actions
     chains = table.chains
     end_state = table.end
     state = table.start  # the state on top of ``state_stack``
     state_stack = [state]
     value_stack: list[Any] = []
-    # The first and last token of each value on the stack: where its positions come from.
+    # The first token of each value on the stack: where its positions start. The last token of
+    # a reduction is always the token shifted last (rules are never empty).
     firsts: list[Bound] = []
-    lasts: list[Bound] = []
-    push_state, push_value = state_stack.append, value_stack.append
-    push_first, push_last = firsts.append, lasts.append
-    stream: Iterable[Token] = tokens
+    push_state, push_value, push_first = state_stack.append, value_stack.append, firsts.append
+    last: Bound = None
+    stream: Iterable[Bound] = tokens
     if complete:
-        stream = [*tokens, Token.new_borrow_pos("$END", "", tokens[-1])]
+        stream = [*tokens, _end_of(tokens[-1])]
+    # This loop runs once per token and once per reduction of every statement: it is written
+    # for speed (locals for everything, no calls but the rule's own).
     for token in stream:
         kind = token.type
         while True:
@@ -205,7 +236,7 @@ def drive(
                 push_state(state)
                 push_value(token)
                 push_first(token)
-                push_last(token)
+                last = token
                 break
             rule: _Reduce = arg
             if rule.passthrough:
@@ -217,23 +248,14 @@ def drive(
                 state = state_stack[-1] = target
                 continue
             size = rule.size
+            kept = rule.keep(value_stack)
             first = firsts[-size]
-            last = lasts[-1]
-            # The first token of the run and its last stay on their stacks, for its value.
-            if size == 1:
-                children = [value_stack.pop()]
-                state_stack.pop()
-            else:
-                children = value_stack[-size:]
-                del value_stack[-size:], state_stack[-size:], firsts[1 - size :], lasts[-size:-1]
-            kept = children if rule.pick is None else _kept(rule, children)
+            del value_stack[-size:], state_stack[-size:], firsts[-size:]
             if rule.inline:
                 value: Any = kept  # spliced into the parent by its ``pick``
             elif rule.single and len(kept) == 1:
                 # Handed up as it is; a tree keeps its own positions, as with Lark's propagation.
                 value = kept[0]
-            elif callbacks is None:
-                value = _tree(rule.data, kept, first, last)
             else:
                 value = callbacks[rule.key](kept, first, last)
             state = rule.goto[state_stack[-1]]
@@ -241,21 +263,22 @@ def drive(
                 return value
             push_state(state)
             push_value(value)
+            push_first(first)
     return None
 
 
-def _kept(rule: _Reduce, children: list[Any]) -> list[Any]:
-    """The children a rule keeps, as Lark's child filter picks them (``rule.pick`` is set)."""
-    pick = rule.pick or ()
-    kept: list[Any] = []
-    for entry in pick:
-        if entry is None:
-            kept.append(None)
-        elif entry[1]:
-            kept.extend(children[entry[0]])
-        else:
-            kept.append(children[entry[0]])
-    return kept
+def _end_of(last: Bound) -> Lexeme:
+    """The end-of-statement token, placed at the statement's last token as Lark places it."""
+    return lexeme(
+        _END,
+        "",
+        last.start_pos,
+        last.end_pos,
+        last.line,
+        last.column,
+        last.end_line,
+        last.end_column,
+    )
 
 
 def _tree(data: Any, children: list[Any], first: Bound, last: Bound) -> Tree[Token]:

@@ -18,19 +18,20 @@ the corpus and on random input). It is several times faster than Lark's own loop
   such as a quoted string's body as runs of plain characters instead of one character at a time;
 * lines and columns come from the source's index of line starts, walked forward once, instead
   of counting the newlines of every token;
-* tokens are built without the keyword-argument constructor of Lark's ``Token``, and a
-  terminal's callback (retyping names such as ``select`` as the keyword SELECT) runs once per
-  distinct spelling in a file.
+* tokens are :class:`Lexeme` records (slotted, not Lark's ``str`` subclass ``Token``, which
+  took a microsecond to build), and a terminal's callback (retyping names such as ``select``
+  as the keyword SELECT) runs once per distinct spelling in a file. :meth:`Lexeme.to_token`
+  makes the Lark token where Lark itself must read one (its tree builder, the formatter).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from copy import copy
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from lark import Token
 from lark.lexer import BasicLexer
@@ -56,6 +57,84 @@ _FASTER = {
 }
 
 
+class Lexeme:
+    """One token: its terminal, its text and its positions, under the names Lark's ``Token`` uses.
+
+    ``str()`` and ``len()`` give the text, as for a Lark token; offsets are 0-based, lines and
+    columns 1-based, and the ends point just past the last character. A plain slotted class
+    because the lexer makes one per token: it is built by setting its slots directly
+    (:func:`lex`), several times faster than a Lark token or a named tuple.
+    """
+
+    __slots__ = (
+        "column",
+        "end_column",
+        "end_line",
+        "end_pos",
+        "line",
+        "start_pos",
+        "type",
+        "value",
+    )
+
+    type: str
+    value: str
+    start_pos: int
+    end_pos: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Lexeme({self.type!r}, {self.value!r})"
+
+    def to_token(self) -> Token:
+        """The same token as Lark's lexer makes it."""
+        return Token(
+            self.type,
+            self.value,
+            self.start_pos,
+            self.line,
+            self.column,
+            self.end_line,
+            self.end_column,
+            self.end_pos,
+        )
+
+
+def lexeme(
+    kind: str,
+    value: str,
+    start: int,
+    end: int,
+    line: int,
+    column: int,
+    end_line: int,
+    end_column: int,
+) -> Lexeme:
+    """A :class:`Lexeme` from its fields (the lexer's loop sets them inline instead)."""
+    made = _new_lexeme(Lexeme)
+    made.type = kind
+    made.value = value
+    made.start_pos = start
+    made.end_pos = end
+    made.line = line
+    made.column = column
+    made.end_line = end_line
+    made.end_column = end_column
+    return made
+
+
+_new_lexeme: Final = object.__new__
+
+
 @dataclass(frozen=True)
 class Scanner:
     """The grammar's terminals compiled for :func:`lex`."""
@@ -66,6 +145,8 @@ class Scanner:
     exact_kinds: tuple[str, ...]
     triggers: frozenset[str]  # terminals whose positions ``exact`` decides
     callbacks: dict[str, Callable[[Token], Token]]
+    # Terminals the loop of :func:`lex` looks at twice: WS, the triggers, those with callbacks.
+    special: frozenset[str]
 
 
 @cache
@@ -108,6 +189,7 @@ def scanner() -> Scanner:
         exact_kinds=_kinds(exact),
         triggers=frozenset(triggers),
         callbacks=dict(lexer.callback),
+        special=frozenset({WHITESPACE, *triggers, *lexer.callback}),
     )
 
 
@@ -164,10 +246,7 @@ def _literal_prefix(regexp: str) -> str:
     return "".join(prefix)
 
 
-_new_token = str.__new__
-
-
-def lex(source: SourceFile) -> Iterator[Token]:
+def lex(source: SourceFile) -> list[Lexeme]:
     """The tokens of the file, comments included and whitespace left out.
 
     Tokens carry the positions Lark's lexer gives them (offsets, 1-based lines and columns,
@@ -182,12 +261,18 @@ def lex(source: SourceFile) -> Iterator[Token]:
     exact = scan.exact.match
     exact_kinds = scan.exact_kinds
     callbacks = scan.callbacks
+    special = scan.special
     retyped: dict[tuple[str, str], str] = {}
     # Line starts with a sentinel past the end, so the walk below needs no bounds check.
     starts = (*source.line_starts, len(text) + 1)
     index = 0  # the line (0-based) of the current position
     following = starts[1]  # where the next line starts
+    tokens: list[Lexeme] = []
+    add = tokens.append
+    new = _new_lexeme
     pos, size = 0, len(text)
+    # The loop runs once per token of the file: it is written for speed, with the rare cases
+    # (whitespace left to WS, a trigger, a retyping callback) behind one set lookup.
     while pos < size:
         # ``scanner().match`` yields consecutive matches, each starting where the last ended.
         for found in iter(fast.scanner(text, pos).match, None):
@@ -196,14 +281,16 @@ def lex(source: SourceFile) -> Iterator[Token]:
                 pos = size
                 break
             kind = kinds[number]
-            if kind == WHITESPACE:  # what the ASCII whitespace before a token leaves to WS
-                pos = found.end()
-                continue
-            decided = kind in triggers
-            if decided:
-                found = exact(text, found.start(number))
-                number = found.lastindex
-                kind = exact_kinds[number]
+            decided = False
+            if kind in special:
+                if kind == WHITESPACE:  # what the ASCII whitespace before a token leaves to WS
+                    pos = found.end()
+                    continue
+                if kind in triggers:
+                    decided = True
+                    found = exact(text, found.start(number))
+                    number = found.lastindex
+                    kind = exact_kinds[number]
             start, end = found.span(number)
             pos = end
             # Advance to the lines of the token's start and end.
@@ -215,25 +302,26 @@ def lex(source: SourceFile) -> Iterator[Token]:
                 index += 1
                 following = starts[index + 1]
             value = text[start:end]
-            token = _new_token(Token, value)
-            token.type = kind
-            token.value = value
-            token.start_pos = start
-            token.line = line
-            token.column = column
-            token.end_line = index + 1
-            token.end_column = end - starts[index] + 1
-            token.end_pos = end
             if kind in callbacks:
                 key = (kind, value)
                 typed = retyped.get(key)
                 if typed is None:
                     # Lark's callbacks here only retype a token (keywords lexed as names).
                     typed = retyped[key] = callbacks[kind](Token(kind, value)).type
-                token.type = typed
-            yield token
+                kind = typed
+            token = new(Lexeme)
+            token.type = kind
+            token.value = value
+            token.start_pos = start
+            token.end_pos = end
+            token.line = line
+            token.column = column
+            token.end_line = index + 1
+            token.end_column = end - starts[index] + 1
+            add(token)
             if decided:
                 break  # restart the fast scan after the token the exact pattern matched
         else:
             if pos < size:  # pragma: no cover - STRAY makes every position match
                 raise AssertionError(f"the lexer matched nothing at offset {pos}")
+    return tokens

@@ -20,8 +20,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lark import Token
-
 from compiler import ir
 from compiler.builders import IDENTIFIER, NodeBuilders
 from compiler.catalogue import Catalogue, Function
@@ -31,6 +29,7 @@ from compiler.frozen import evolve
 from compiler.grouping import Grouping, Regrouping
 from compiler.irwalk import children
 from compiler.lalr import Bound, Callback
+from compiler.lexer import Lexeme
 from compiler.naming import workflow_names
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
@@ -125,7 +124,7 @@ class _Arg:
 
     __slots__ = ("first", "last", "name", "value")
 
-    def __init__(self, value: Value, first: Bound, last: Bound, name: Token | None) -> None:
+    def __init__(self, value: Value, first: Bound, last: Bound, name: Lexeme | None) -> None:
         self.value = value
         self.first = first
         self.last = last
@@ -271,18 +270,25 @@ class Lowerer(NodeBuilders):
         return value
 
     def _literal(self, kept: list[Any], first: Bound, last: Bound) -> Value:
+        span = Span(
+            first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
+        )
         if len(kept) == 1:
-            return self._string(kept[0], _span(first, last))
-        return self._strings(kept, _span(first, last))
+            # The commonest rule of all (one per literal): its common case is inlined here.
+            token: Lexeme = kept[0]
+            value = token.value
+            if value[0] == "'":
+                body = value[1:-1]
+                if "''" not in body:
+                    # A plain quoted literal: its body is its value (as decode() finds).
+                    return StrValue(span, ir.Text(body, span, ((0, span.start + 1),)), "quote")
+            return self._string(token, span)
+        return self._strings(kept, span)
 
-    def _string(self, token: Token, span: Span) -> Value:
+    def _string(self, token: Lexeme, span: Span) -> Value:
         """One literal: the common case of :meth:`_strings`, without its joining work."""
-        if token[0] == "'" and "''" not in token[1:-1]:
-            # The commonest literal of all: its body is its value (as decode() finds).
-            text = ir.Text(value=token[1:-1], span=span, breaks=((0, span.start + 1),))
-            return StrValue(span, text, "quote")
         try:
-            decoded = decode(str(token), token.start_pos or 0)
+            decoded = decode(token.value, token.start_pos)
         except StringError as error:
             self.sink.add(
                 "DFC109",
@@ -294,12 +300,12 @@ class Lowerer(NodeBuilders):
         text = ir.Text(value=decoded.value, span=span, breaks=tuple(decoded.breaks))
         return StrValue(span, text, decoded.kind)
 
-    def _strings(self, tokens: list[Token], span: Span) -> Value:
+    def _strings(self, tokens: list[Lexeme], span: Span) -> Value:
         values: list[str] = []
         breaks: list[tuple[int, int]] = []
         form = ""
         length = 0
-        previous: Token | None = None
+        previous: Lexeme | None = None
         for token in tokens:
             start = token.start_pos or 0
             try:
@@ -322,7 +328,7 @@ class Lowerer(NodeBuilders):
         text = ir.Text(value="".join(values), span=span, breaks=tuple(breaks))
         return StrValue(span, text, form)
 
-    def _continues(self, previous: Token, token: Token, kind: str) -> bool:
+    def _continues(self, previous: Lexeme, token: Lexeme, kind: str) -> bool:
         gap_start = previous.end_pos or 0
         gap = self.source.text[gap_start : token.start_pos]
         if kind in ("dollar",) or str(previous).startswith("$"):
@@ -347,7 +353,7 @@ class Lowerer(NodeBuilders):
 
     def _concat(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         left: Value = kept[0]
-        tokens: list[Token] = kept[1:]
+        tokens: list[Lexeme] = kept[1:]
         right = self._strings(
             tokens, self.source.span(tokens[0].start_pos or 0, tokens[-1].end_pos or 0)
         )
@@ -367,7 +373,7 @@ class Lowerer(NodeBuilders):
         return value
 
     def _number(self, kept: list[Any], first: Bound, last: Bound) -> Value:
-        token: Token = kept[0]
+        token: Lexeme = kept[0]
         if token.type == "INTEGER":
             return IntValue(_span(first, last), int(str(token)))
         return NumValue(_span(first, last), float(str(token)))
@@ -757,8 +763,8 @@ _RULES = (
 )
 
 
-def _ident(token: Token) -> str:
-    text = str(token)
+def _ident(token: Lexeme) -> str:
+    text = token.value
     if text.startswith('"'):
         return text[1:-1].replace('""', '"')
     return text.lower()

@@ -28,7 +28,7 @@ from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related
 from compiler.grouping import Regrouping
 from compiler.ir import Comment
 from compiler.lalr import drive
-from compiler.lexer import lex
+from compiler.lexer import Lexeme, lex
 from compiler.lower import Lowerer
 from compiler.source import SourceFile, Span
 
@@ -97,11 +97,16 @@ class ParsedStatement:
     differently (:mod:`compiler.grouping`).
     """
 
-    tokens: list[Token]
+    lexemes: list[Lexeme]
     parsed: bool  # False after a syntax error
     lowered: ir.Statement | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     regroupings: list[Regrouping] = field(default_factory=list)
+
+    @cached_property
+    def tokens(self) -> list[Token]:
+        """The tokens as Lark makes them (for Lark's own parsers), made on demand."""
+        return [lexeme.to_token() for lexeme in self.lexemes]
 
     @cached_property
     def tree(self) -> Tree[Token] | None:
@@ -203,7 +208,7 @@ _SQL_COMMANDS = frozenset(
 
 
 def _plain_sql(
-    source: SourceFile, tokens: list[Token], lex_error: Token | None, sink: DiagnosticSink
+    source: SourceFile, tokens: list[Lexeme], lex_error: Lexeme | None, sink: DiagnosticSink
 ) -> bool:
     """Report a SQL statement that is not a workflow (``CREATE ...``, ``SELECT * FROM ...``)."""
     first = tokens[0] if tokens else None
@@ -237,29 +242,29 @@ def _plain_sql(
 
 
 def _statements(
-    source: SourceFile, tokens: Iterable[Token], result: ParseResult
-) -> Iterator[tuple[list[Token], Token | None]]:
+    source: SourceFile, tokens: Iterable[Lexeme], result: ParseResult
+) -> Iterator[tuple[list[Lexeme], Lexeme | None]]:
     """Split the token stream at semicolons, dropping trivia (comments are kept aside).
 
     Each statement comes with its first lexical error, if any; the tokens are those before it.
     """
-    current: list[Token] = []
-    error: Token | None = None
-    previous: Token | None = None
+    current: list[Lexeme] = []
+    error: Lexeme | None = None
+    previous: Lexeme | None = None
     for token in tokens:
         kind = token.type
         if kind in _NOT_PARSED:
             if kind in TRIVIA:
                 if kind != "WS":
                     span = Span(
-                        token.start_pos or 0,
-                        token.end_pos or 0,
-                        token.line or 1,
-                        token.column or 1,
-                        token.end_line or 1,
-                        token.end_column or 1,
+                        token.start_pos,
+                        token.end_pos,
+                        token.line,
+                        token.column,
+                        token.end_line,
+                        token.end_column,
                     )
-                    result.comments.append(Comment(text=str(token), span=span))
+                    result.comments.append(Comment(text=token.value, span=span))
             elif kind == "SEMICOLON":
                 if current or error is not None:
                     yield current, error
@@ -270,10 +275,10 @@ def _statements(
         if error is not None:
             continue
         if (
-            token[0] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
+            token.value[0] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
             and previous is not None
             and previous.end_pos == token.start_pos
-            and previous[-1] in _PG_OPERATOR_CHARS
+            and previous.value[-1] in _PG_OPERATOR_CHARS
         ):
             _check_operator_run(source, previous, token, result.diagnostics)
         previous = token
@@ -288,7 +293,7 @@ _NOT_PARSED = TRIVIA | {"SEMICOLON", "STRAY", *_LEX_ERRORS}
 
 
 def _check_operator_run(
-    source: SourceFile, previous: Token, token: Token, sink: DiagnosticSink
+    source: SourceFile, previous: Lexeme, token: Lexeme, sink: DiagnosticSink
 ) -> None:
     """Warn where PostgreSQL would lex two touching operators as one (``~>@>``)."""
     first, second = str(previous), str(token)
@@ -307,7 +312,7 @@ def _check_operator_run(
     )
 
 
-def _lex_error(source: SourceFile, token: Token, sink: DiagnosticSink) -> None:
+def _lex_error(source: SourceFile, token: Lexeme, sink: DiagnosticSink) -> None:
     start = token.start_pos or 0
     if token.type == "STRAY":
         hint = (
@@ -336,7 +341,7 @@ def _lex_error(source: SourceFile, token: Token, sink: DiagnosticSink) -> None:
 
 
 def _parse_statement(
-    source: SourceFile, tokens: list[Token], sink: DiagnosticSink, lowerer: Lowerer
+    source: SourceFile, tokens: list[Lexeme], sink: DiagnosticSink, lowerer: Lowerer
 ) -> ParsedStatement:
     """Parse and lower one statement; only a syntax error is reported after a syntax error."""
     lowerer.begin()
@@ -348,7 +353,7 @@ def _parse_statement(
     return ParsedStatement(tokens, True, lowered, lowerer.diagnostics, lowerer.regroupings)
 
 
-def _parse_prefix(source: SourceFile, tokens: list[Token], sink: DiagnosticSink) -> bool:
+def _parse_prefix(source: SourceFile, tokens: list[Lexeme], sink: DiagnosticSink) -> bool:
     """Feed the tokens before a lexical error; report and return True on a syntax error."""
     try:
         drive(tokens, complete=False)
@@ -387,7 +392,7 @@ def _display_names() -> dict[str, str]:
     return names
 
 
-def describe_token(token: Token) -> str:
+def describe_token(token: Lexeme | Token) -> str:
     if token.type == "$END":
         return "end of statement"
     if token.type == "STRING":
@@ -436,7 +441,7 @@ _CONCAT_HINT = (
 
 
 def _syntax_error(
-    source: SourceFile, error: UnexpectedToken, tokens: list[Token], sink: DiagnosticSink
+    source: SourceFile, error: UnexpectedToken, tokens: list[Lexeme], sink: DiagnosticSink
 ) -> None:
     token = error.token
     expected = set(error.expected or ())
@@ -489,7 +494,7 @@ def _terminals_for(*texts: str) -> frozenset[str]:
 
 
 def _end_error(
-    source: SourceFile, tokens: list[Token], expected: set[str], sink: DiagnosticSink
+    source: SourceFile, tokens: list[Lexeme], expected: set[str], sink: DiagnosticSink
 ) -> None:
     last = tokens[-1]
     end = last.end_pos or 0
@@ -537,16 +542,16 @@ def _end_error(
     )
 
 
-def _previous(tokens: list[Token], token: Token) -> Token | None:
+def _previous(tokens: list[Lexeme], token: Lexeme) -> Lexeme | None:
     for index, candidate in enumerate(tokens):
         if candidate is token or candidate.start_pos == token.start_pos:
             return tokens[index - 1] if index > 0 else None
     return None
 
 
-def _unclosed_parenthesis(tokens: list[Token], stop: Token | None = None) -> Token | None:
+def _unclosed_parenthesis(tokens: list[Lexeme], stop: Lexeme | None = None) -> Lexeme | None:
     """The innermost '(' still open before ``stop`` (or at the end), if any."""
-    stack: list[Token] = []
+    stack: list[Lexeme] = []
     for token in tokens:
         if token is stop:
             break
@@ -557,7 +562,7 @@ def _unclosed_parenthesis(tokens: list[Token], stop: Token | None = None) -> Tok
     return stack[-1] if stack else None
 
 
-def _bare_word_hint(word: Token, tokens: list[Token]) -> str:
+def _bare_word_hint(word: Lexeme, tokens: list[Lexeme]) -> str:
     text = str(word)
     if word is tokens[0] and difflib.get_close_matches(text.upper(), ["SELECT"], n=1, cutoff=0.6):
         return "Did you mean SELECT?"
@@ -568,9 +573,9 @@ def _bare_word_hint(word: Token, tokens: list[Token]) -> str:
 
 def _hint_for(
     source: SourceFile,
-    token: Token,
-    previous: Token | None,
-    tokens: list[Token],
+    token: Lexeme,
+    previous: Lexeme | None,
+    tokens: list[Lexeme],
     expected: set[str],
 ) -> tuple[str, str]:
     """The code and hint of an unexpected token, from the token and the one before it."""
