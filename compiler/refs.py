@@ -26,7 +26,11 @@ _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # $name, $name.* (a row set: no null-safe form), $name.column, each but $name.* with a null-safe ?
 _REF = re.compile(rf"\$({_IDENT})(?:(\.\*)|\.({_IDENT})(\?)?|(\?))?")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_TAG = r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$"
+_DOLLAR_TAG = re.compile(_TAG)
+# What a ``$`` in plain SQL starts, in the order it is decided: a dollar quote's opening tag
+# (group 1), else a reference (groups 2-6 as in _REF); one match instead of one per question.
+_AFTER_DOLLAR = re.compile(rf"({_TAG})|\$({_IDENT})(?:(\.\*)|\.({_IDENT})(\?)?|(\?))?")
 # Where plain SQL may stop being plain: a quote, a comment or a dollar.
 _SPECIAL = re.compile(r"['\"$]|--|/\*")
 _STRING_BODY = re.compile(r"(?:[^']+|'')*")
@@ -96,9 +100,7 @@ def _is_ident_char(char: str) -> bool:
     return char.isalnum() or char in "_$" or ord(char) >= 0x80
 
 
-def _parse_ref(
-    text: str, start: int, context: str, literal: Literal | None = None
-) -> Ref | None:
+def _parse_ref(text: str, start: int, context: str, literal: Literal | None = None) -> Ref | None:
     match = _REF.match(text, start)
     if match is None:
         return None
@@ -185,9 +187,7 @@ def scan_sql(text: str) -> Scan:
         i = special.start()
         char = text[i]
         if char == "'":
-            prefix = text[i - 1] if i > 0 else ""
-            before = text[i - 2] if i > 1 else ""
-            extended = prefix in ("e", "E") and not (before and _is_ident_char(before))
+            extended = i > 0 and text[i - 1] in "eE" and not (i > 1 and _is_ident_char(text[i - 2]))
             close = _string_close(text, i, extended)
             body_end = n if close < 0 else close
             if text.find("$", i + 1, body_end) >= 0:
@@ -227,27 +227,43 @@ def _masked(text: str, masks: list[tuple[int, int, str]]) -> str:
 def _dollar(
     text: str, i: int, refs: list[Ref], params: list[int], masks: list[tuple[int, int, str]]
 ) -> int:
-    if i > 0 and _is_ident_char(text[i - 1]):
-        return i + 1
-    tag = _DOLLAR_TAG.match(text, i)
-    if tag is not None:
-        close = text.find(tag.group(0), tag.end())
+    # Runs for every ``$`` in plain SQL of every step: the tests of _is_ident_char and
+    # _parse_ref are written out here, and one pattern tells a dollar quote from a reference.
+    if i > 0:
+        before = text[i - 1]
+        if before.isalnum() or before == "_" or before == "$" or before >= "\x80":
+            return i + 1
+    found = _AFTER_DOLLAR.match(text, i)
+    if found is not None and found.lastindex == 1:  # a dollar quote
+        tag = found.group(1)
+        start = found.end()
+        close = text.find(tag, start)
         body_end = len(text) if close < 0 else close
-        if text.find("$", tag.end(), body_end) >= 0:
-            literal = Literal(tag.end(), body_end, tag.group(0))
-            _body_refs(text, tag.end(), body_end, "dollar", refs, literal)
-        return len(text) if close < 0 else close + len(tag.group(0))
+        if text.find("$", start, body_end) >= 0:
+            _body_refs(text, start, body_end, "dollar", refs, Literal(start, body_end, tag))
+        return len(text) if close < 0 else close + len(tag)
     if i + 1 < len(text) and text[i + 1].isdigit():
         params.append(i)
         return i + 1
-    ref = _parse_ref(text, i, "code")
-    if ref is None:
+    if found is None:
         return i + 1
-    refs.append(ref)
-    length = ref.end - ref.start
+    _, name, star, column, column_nullsafe, nullsafe = found.groups()
+    end = found.end()
+    refs.append(
+        Ref(
+            name,
+            column,
+            star is not None,
+            column_nullsafe is not None or nullsafe is not None,
+            i,
+            end,
+            "code",
+            None,
+        )
+    )
     # A row set becomes a FROM item, an identifier of the same length; a value becomes a
     # literal: the runtime renders numbers, booleans, NULL and strings, and a string literal
     # is valid wherever any of those is.
-    placeholder = "_" * length if ref.star else "'" + "x" * (length - 2) + "'"
-    masks.append((ref.start, ref.end, placeholder))
-    return ref.end
+    placeholder = "_" * (end - i) if star is not None else "'" + "x" * (end - i - 2) + "'"
+    masks.append((i, end, placeholder))
+    return end

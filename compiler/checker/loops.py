@@ -18,11 +18,13 @@ from compiler.source import Span
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        nodes = ctx.nodes(workflow)
-        if any(type(node) is ir.Break for node in nodes):
+        by_kind = ctx.steps(workflow).by_kind
+        breaks = by_kind.get(ir.Break, [])
+        if breaks:
             _breaks(ctx, workflow.body)
-        if any(may_diverge(node) for node in nodes):  # else no step can fail to complete
-            _unreachable(ctx, nodes)
+        # Only a break or a loop may fail to complete; without one, no step is unreachable.
+        if breaks or any(may_diverge(node) for node in by_kind.get(ir.Loop, ())):
+            _unreachable(ctx, ctx.nodes(workflow))
 
 
 def _breaks(ctx: CheckContext, root: ir.Node) -> None:

@@ -36,6 +36,7 @@ from compiler.source import Span
 DEFINITE = 2
 MAYBE = 1
 State = dict[str, int]
+_UNSEEN = ResultShape("unseen")  # not a shape: marks a name whose shape is not worked out yet
 
 
 def check(ctx: CheckContext) -> None:
@@ -56,9 +57,8 @@ class _Flow:
         self.used: set[str] = set()
         self.shapes: dict[str, ResultShape | None] = {}
         self.loops: list[_LoopFrame] = []
-        for node in ctx.nodes(workflow):
-            if node.bind is None:
-                continue
+        for node in ctx.steps(workflow).bound:
+            assert node.bind is not None
             if isinstance(node, NOT_STORED):
                 ctx.sink.add(
                     "DFC306",
@@ -89,10 +89,19 @@ class _Flow:
 
     def flow(self, node: ir.Node, state: State) -> State | None:
         """The state after ``node`` completes, or None when it never completes normally."""
-        self.uses(node, state)
-        after = _FLOWS.get(type(node), _Flow._leaf)(self, node, state)
-        if after is not None and node.bind is not None and not isinstance(node, NOT_STORED):
-            after = {**after, node.bind.value: DEFINITE}
+        kind = type(node)
+        after: State | None
+        if kind is ir.Sql:  # most steps: a leaf whose uses are its SQL's references
+            assert isinstance(node, ir.Sql)
+            for ref in scan_sql(node.sql.value).refs:
+                self.use(ref, node.sql, state)
+            after = state
+        else:
+            self.uses(node, state)
+            after = _FLOWS.get(kind, _Flow._leaf)(self, node, state)
+        bind = node.bind
+        if after is not None and bind is not None and not isinstance(node, NOT_STORED):
+            after = {**after, bind.value: DEFINITE}
         return after
 
     def _leaf(self, node: ir.Node, state: State) -> State | None:
@@ -360,8 +369,9 @@ class _Flow:
 
     def shape(self, name: str) -> ResultShape | None:
         # The bindings are fixed before the flow starts: one shape per name serves every use.
-        if name in self.shapes:
-            return self.shapes[name]
+        shape = self.shapes.get(name, _UNSEEN)
+        if shape is not _UNSEEN:
+            return shape
         nodes = self.bindings.get(name)
         shape = union([result_shape(n, self.ctx.catalogue) for n in nodes]) if nodes else None
         self.shapes[name] = shape

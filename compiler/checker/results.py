@@ -61,6 +61,10 @@ def result_shape(node: ir.Node, catalogue: Catalogue) -> ResultShape:
 
 def union(shapes: list[ResultShape]) -> ResultShape:
     """The shape of a result that is one of ``shapes``."""
+    if len(shapes) == 1:  # most names are bound once: that shape is the answer, as below
+        only, named = shapes[0], shapes[0].fields
+        if named is None or (only.kind != "array" and len(set(named)) == len(named)):
+            return UNKNOWN if only.kind == "unknown" else only
     kinds = {s.kind for s in shapes}
     if len(kinds) != 1 or "unknown" in kinds:
         return UNKNOWN

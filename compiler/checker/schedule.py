@@ -57,11 +57,11 @@ class CronError:
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node in ctx.nodes(workflow):
-            if isinstance(node, ir.WaitSchedule):
-                _cron(ctx, node.cron)
-                if node.time_zone is not None:
-                    _zone(ctx, node.time_zone)
+        for node in ctx.of_kind(workflow, ir.WaitSchedule):
+            assert isinstance(node, ir.WaitSchedule)
+            _cron(ctx, node.cron)
+            if node.time_zone is not None:
+                _zone(ctx, node.time_zone)
 
 
 def _cron(ctx: CheckContext, cron: ir.Text) -> None:

@@ -12,12 +12,11 @@ them ``at_least_once``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
-from compiler.refs import scan_sql
+from compiler.refs import Scan
 from compiler.sqlshape import analyse
 
 _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
@@ -25,22 +24,12 @@ _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node, is_condition in _sql_steps(ctx.nodes(workflow)):
-            _check_step(ctx, node, is_condition)
+        for node, scan, is_condition in ctx.steps(workflow).sql:
+            _check_step(ctx, node, scan, is_condition)
 
 
-def _sql_steps(nodes: list[ir.Node]) -> Iterator[tuple[ir.Sql, bool]]:
-    conditions: set[int] = set()
-    for node in nodes:
-        if isinstance(node, ir.If | ir.Loop) and isinstance(node.condition, ir.Sql):
-            conditions.add(id(node.condition))
-        if isinstance(node, ir.Sql):
-            yield node, id(node) in conditions
-
-
-def _check_step(ctx: CheckContext, node: ir.Sql, is_condition: bool) -> None:
+def _check_step(ctx: CheckContext, node: ir.Sql, scan: Scan, is_condition: bool) -> None:
     text = node.sql
-    scan = scan_sql(text.value)
     shape = analyse(scan.masked)
     if shape.error is not None:
         if is_condition and analyse("SELECT " + scan.masked).error is None:

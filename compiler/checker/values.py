@@ -22,9 +22,9 @@ _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
-        for node in ctx.nodes(workflow):
-            checker = _CHECKS.get(type(node))
-            if checker is not None:
+        by_kind = ctx.steps(workflow).by_kind
+        for kind, checker in _CHECKS.items():
+            for node in by_kind.get(kind, ()):
                 checker(ctx, node)
 
 

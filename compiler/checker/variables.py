@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 
 from compiler import ir
-from compiler.checker.context import RAW_TEXT_KINDS, CheckContext, raw_texts
+from compiler.checker.context import CheckContext, raw_texts
 from compiler.diagnostics import Edit, Fix
-from compiler.refs import VarRef, scan_sql, scan_text
+from compiler.refs import VarRef, scan_text
 
 SYSTEM_VARIABLES = ("sys_instance_id", "sys_label")
 
@@ -21,16 +21,15 @@ SYSTEM_VARIABLES = ("sys_instance_id", "sys_label")
 def check(ctx: CheckContext) -> None:
     declared = set(ctx.program.variables) | set(SYSTEM_VARIABLES)
     for workflow in ctx.program.workflows:
-        for node in ctx.nodes(workflow):
-            kind = type(node)
-            if kind is ir.Sql:
-                assert isinstance(node, ir.Sql)
-                found = scan_sql(node.sql.value).variables
+        steps = ctx.steps(workflow)
+        for step, scan, _ in steps.sql:
+            if scan.variables:
+                _texts(ctx, step.sql, scan.variables, declared)
+        for node in steps.raw:
+            for text in raw_texts(node):
+                found = scan_text(text.value).variables
                 if found:
-                    _texts(ctx, node.sql, found, declared)
-            elif kind in RAW_TEXT_KINDS:
-                for text in raw_texts(node):
-                    _texts(ctx, text, scan_text(text.value).variables, declared)
+                    _texts(ctx, text, found, declared)
 
 
 def _texts(ctx: CheckContext, text: ir.Text, refs: tuple[VarRef, ...], declared: set[str]) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from compiler import ir
-from compiler.irwalk import preorder
+from compiler.frozen import quick_init
+from compiler.irwalk import CHILD_FIELDS
 from compiler.optimizer import flatten as _flatten
 from compiler.optimizer import fold_conditions as _fold_conditions
 from compiler.optimizer import merge_sleeps as _merge_sleeps
@@ -49,7 +50,8 @@ _ASK: dict[type[ir.Node], tuple[tuple[Pass, Callable[[ir.Node], bool]], ...]] = 
 }
 
 
-@dataclass(frozen=True)
+@quick_init  # the pipeline keeps one per pass and workflow: thousands on a large file
+@dataclass(frozen=True, slots=True)
 class PassRecord:
     """What one pass did to one workflow: the node counts before and after."""
 
@@ -68,35 +70,49 @@ def optimize(program: ir.Program, log: list[PassRecord] | None = None) -> ir.Pro
     for statement in program.statements:
         if isinstance(statement, ir.Workflow):
             body = statement.body
-            nodes = preorder(body)
-            count = len(nodes)
-            pending = _passes_that_may_change(nodes)
+            count, pending = _survey(body)
             for rule in RULES:
                 new = rule(body) if rule in pending else body
+                # A pass that changes nothing returns its input: no need to look again.
+                after = count
                 if new is not body:
-                    nodes = preorder(new)
-                    pending = _passes_that_may_change(nodes)
+                    after, pending = _survey(new)
                 if log is not None:
-                    # A pass that changes nothing returns its input: no need to count again.
-                    after = count if new is body else len(nodes)
                     log.append(
                         PassRecord(
                             statement.name, rule.__name__, new is not body, count, after, body, new
                         )
                     )
-                    count = after
-                body = new
+                count, body = after, new
             if body is not statement.body:
                 statement = replace(statement, body=body)
         statements.append(statement)
     return replace(program, statements=tuple(statements))
 
 
-def _passes_that_may_change(nodes: list[ir.Node]) -> set[Pass]:
-    """The passes that may change a workflow, given its steps (all of them, in any order)."""
+def _survey(root: ir.Node) -> tuple[int, set[Pass]]:
+    """The number of steps under ``root``, and the passes that may change that tree.
+
+    One walk over every step of the file: written as a flat loop over a stack (children are
+    visited in any order), asking each step only the passes that look at its kind.
+    """
     found: set[Pass] = set()
-    for node in nodes:
-        for rule, may_change in _ASK[type(node)]:
+    count = 0
+    stack = [root]
+    pop, push, extend, ask, child_fields = stack.pop, stack.append, stack.extend, _ASK, CHILD_FIELDS
+    while stack:
+        node = pop()
+        count += 1
+        kind = type(node)
+        for rule, may_change in ask[kind]:
             if rule not in found and may_change(node):
                 found.add(rule)
-    return found
+        for name in child_fields[kind]:
+            value = getattr(node, name)
+            if value is None:
+                continue
+            if type(value) is tuple:
+                extend(value)
+            else:
+                push(value)
+    return count, found
