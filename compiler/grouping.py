@@ -34,6 +34,17 @@ OPERATORS = {
 }
 
 
+# The n-ary operators: every operand after the first is a right operand.
+_N_ARY = {"seq": "~>", "race": "|", "join": "&"}
+# The other operators' right operands: (the operator written before it, its index).
+_RIGHT_OPERANDS = {
+    "if_else": (("?>", 1), ("!>", 2)),
+    "if_then": (("?>", 1),),
+    "undo": (("<->", 1),),
+    "loop": (("@>", 0),),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Regrouping:
     """A right operand pg_durable reads differently; offsets are file offsets."""
@@ -70,31 +81,28 @@ class Grouping:
         operations = self._operations
         first = operations.get(id(operands[0]))
         first_term_end = first.first_term_end if first is not None else self._end(operands[0])
-        if kind == "seq" or kind == "race" or kind == "join":
-            right = [(OPERATORS[kind], o) for o in operands[1:]]
-        elif kind == "if_else":
-            right = [("?>", operands[1]), ("!>", operands[2])]
-        elif kind == "if_then":
-            right = [("?>", operands[1])]
-        elif kind == "undo":
-            right = [("<->", operands[1])]
-        elif kind == "loop":
-            right = [("@>", operands[0])]
+        symbol = _N_ARY.get(kind)
+        if symbol is not None:
+            for operand in operands[1:]:
+                found = operations.get(id(operand))
+                if found is not None and not (kind == "seq" and found.plain_bind):
+                    self._regrouped(symbol, operand, found)
         else:
-            right = []
-        for operator, operand in right:
-            found = operations.get(id(operand))
-            if found is None or (kind == "seq" and found.plain_bind):
-                continue
-            span = operand.span
-            self.found.append(
-                Regrouping(
-                    operator, OPERATORS[found.kind], span.start, span.end, found.first_term_end
-                )
-            )
+            for symbol, index in _RIGHT_OPERANDS.get(kind, ()):
+                operand = operands[index]
+                found = operations.get(id(operand))
+                if found is not None:
+                    self._regrouped(symbol, operand, found)
         if kind != "loop":
             plain_bind = kind == "bind" and first is None
             operations[id(value)] = _Operation(value, kind, first_term_end, plain_bind)
+
+    def _regrouped(self, operator: str, operand: Any, found: _Operation) -> None:
+        """``operand``, the operation ``found``, is the right operand of ``operator``."""
+        span = operand.span
+        self.found.append(
+            Regrouping(operator, OPERATORS[found.kind], span.start, span.end, found.first_term_end)
+        )
 
     def term(self, value: Any, end: int) -> None:
         """``value`` is handed up as a single term (parenthesised, cast) ending at ``end``."""

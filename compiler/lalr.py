@@ -249,8 +249,11 @@ def drive(
                 continue
             size = rule.size
             kept = rule.keep(value_stack)
-            first = firsts[-size]
-            del value_stack[-size:], state_stack[-size:], firsts[-size:]
+            if size > 1:
+                # The reduced run leaves one entry, in the place of its first: only the other
+                # entries go, and the first's is overwritten below.
+                del value_stack[1 - size :], state_stack[1 - size :], firsts[1 - size :]
+            first = firsts[-1]
             if rule.inline:
                 value: Any = kept  # spliced into the parent by its ``pick``
             elif rule.single and len(kept) == 1:
@@ -258,12 +261,11 @@ def drive(
                 value = kept[0]
             else:
                 value = callbacks[rule.key](kept, first, last)
-            state = rule.goto[state_stack[-1]]
+            state = rule.goto[state_stack[-2]]
             if state == end_state:
                 return value
-            push_state(state)
-            push_value(value)
-            push_first(first)
+            state_stack[-1] = state
+            value_stack[-1] = value
     return None
 
 

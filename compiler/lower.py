@@ -25,7 +25,7 @@ from compiler.builders import IDENTIFIER, NodeBuilders
 from compiler.catalogue import Catalogue, Function
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
-from compiler.frozen import evolve
+from compiler.frozen import evolve, factory
 from compiler.grouping import Grouping, Regrouping
 from compiler.irwalk import children
 from compiler.lalr import Bound, Callback
@@ -74,9 +74,14 @@ def lower(parsed: ParseResult) -> ir.Program:
     )
 
 
+# Lowering makes a span for most rules and a text for every literal: the quickest way.
+_new_span = factory(Span)
+_new_text = factory(ir.Text)
+
+
 def _span(first: Bound, last: Bound) -> Span:
     """The span from the start of ``first`` to the end of ``last``."""
-    return Span(
+    return _new_span(
         first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
     )
 
@@ -89,10 +94,14 @@ _FRAMES_PER_LEVEL = 4
 _MAX_LEVELS = 2_500
 
 
-def _too_deep(node: ir.Node, span: Span) -> bool:
+def _too_deep(node: ir.Node, tokens: int) -> bool:
+    """Whether ``node``, of a statement of ``tokens`` tokens, nests deeper than the limit."""
     limit = min(sys.getrecursionlimit() // _FRAMES_PER_LEVEL, _MAX_LEVELS)
-    if span.end - span.start <= limit:
-        return False  # every level of nesting takes at least one character
+    if tokens <= limit:
+        # Every level of nesting takes at least one token: a node's children are made from
+        # parts of its own tokens, each missing at least one of them (an operator, a
+        # parenthesis, a function name); binding a name or parenthesising adds no level.
+        return False
     stack = [(node, 1)]
     while stack:
         node, depth = stack.pop()
@@ -103,11 +112,19 @@ def _too_deep(node: ir.Node, span: Span) -> bool:
 
 
 class _QualifiedName:
-    __slots__ = ("parts", "span")
+    """A function's name as written: its parts, and its first and last token."""
 
-    def __init__(self, parts: list[str], span: Span) -> None:
+    __slots__ = ("first", "last", "parts")
+
+    def __init__(self, parts: list[str], first: Bound, last: Bound) -> None:
         self.parts = parts
-        self.span = span
+        self.first = first
+        self.last = last
+
+    @property
+    def span(self) -> Span:
+        """Made when asked for: only a diagnostic or a statement's call needs it."""
+        return _span(self.first, self.last)
 
 
 class _TypeName:
@@ -150,6 +167,7 @@ class Lowerer(NodeBuilders):
         self.catalogue = catalogue or load_catalogue()
         self.sink = DiagnosticSink()
         self.grouping = Grouping()
+        self.tokens = 0  # of the statement being lowered
         self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
         self._builders: dict[str, _Builder] = {
             name.removeprefix("_build_"): getattr(self, name)
@@ -157,9 +175,11 @@ class Lowerer(NodeBuilders):
             if name.startswith("_build_")
         }
 
-    def begin(self) -> None:
+    def begin(self, tokens: int) -> None:
+        """Start lowering a statement of ``tokens`` tokens."""
         self.sink = DiagnosticSink()
         self.grouping = Grouping()
+        self.tokens = tokens
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -178,7 +198,7 @@ class Lowerer(NodeBuilders):
     def _select_stmt(self, kept: list[Any], first: Bound, last: Bound) -> ir.Statement | None:
         span = _span(first, last)
         statement = self.statement(kept[0], span)
-        if isinstance(statement, ir.Workflow) and _too_deep(statement.body, span):
+        if isinstance(statement, ir.Workflow) and _too_deep(statement.body, self.tokens):
             start = first.start_pos
             self.sink.add(
                 "DFC111",
@@ -270,7 +290,7 @@ class Lowerer(NodeBuilders):
         return value
 
     def _literal(self, kept: list[Any], first: Bound, last: Bound) -> Value:
-        span = Span(
+        span = _new_span(
             first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
         )
         if len(kept) == 1:
@@ -281,7 +301,9 @@ class Lowerer(NodeBuilders):
                 body = value[1:-1]
                 if "''" not in body:
                     # A plain quoted literal: its body is its value (as decode() finds).
-                    return StrValue(span, ir.Text(body, span, ((0, span.start + 1),)), "quote")
+                    return StrValue(
+                        span, _new_text(body, span, ((0, first.start_pos + 1),)), "quote"
+                    )
             return self._string(token, span)
         return self._strings(kept, span)
 
@@ -471,10 +493,17 @@ class Lowerer(NodeBuilders):
     # -- operators ----------------------------------------------------------------------------
 
     def _steps(self, kept: list[Any], role: str) -> tuple[ir.Node, ...] | None:
-        steps = [self.as_step(value, role) for value in kept]
-        if any(step is None for step in steps):
-            return None
-        return tuple(s for s in steps if s is not None)
+        """The operands as steps, or None if one is not (each one's problem is reported)."""
+        steps: list[ir.Node] = []
+        failed = False
+        for value in kept:
+            # A step already is the commonest operand: taken here without a call.
+            step = value.node if type(value) is NodeValue else self.as_step(value, role)
+            if step is None:
+                failed = True
+            else:
+                steps.append(step)
+        return None if failed else tuple(steps)
 
     def _operator(self, kind: str, kept: list[Any], span: Span, node: ir.Node | None) -> Value:
         value = ErrorValue(span) if node is None else NodeValue(span, node)
@@ -544,7 +573,7 @@ class Lowerer(NodeBuilders):
     # -- calls --------------------------------------------------------------------------------
 
     def _qualified_name(self, kept: list[Any], first: Bound, last: Bound) -> _QualifiedName:
-        return _QualifiedName([_ident(t) for t in kept], _span(first, last))
+        return _QualifiedName([_ident(t) for t in kept], first, last)
 
     def _positional(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
         return _Arg(kept[0], first, last, None)
@@ -558,18 +587,17 @@ class Lowerer(NodeBuilders):
     def _call(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         name: _QualifiedName = kept[0]
         parts = name.parts
-        name_span = name.span
         args_list: list[_Arg] = kept[1] or []
         span = _span(first, last)
         if len(parts) == 1 and parts[0] in _JSON_BUILDERS:
             return self._json_builder(parts[0], args_list, span)
-        function = self._resolve(parts, name_span)
+        function = self._resolve(parts, name)
         if function is None:
             return ErrorValue(span)
-        args, ok = self._bind_args(function, args_list, span)
+        args, ok, complete = self._bind_args(function, args_list, span)
         if function.category != "node":
-            return CallValue(span, function, args, name_span) if ok else ErrorValue(span)
-        if any(p.required and p.name not in args for p in function.params):
+            return CallValue(span, function, args, name.span) if ok else ErrorValue(span)
+        if not complete:
             return ErrorValue(span)
         # Build even after an argument error: the builder checks the other arguments (it
         # skips values that already failed), so independent mistakes are all reported.
@@ -578,17 +606,19 @@ class Lowerer(NodeBuilders):
             return ErrorValue(span)
         return NodeValue(span, node)
 
-    def _resolve(self, parts: list[str], span: Span) -> Function | None:
+    def _resolve(self, parts: list[str], name: _QualifiedName) -> Function | None:
         if len(parts) == 2 and parts[0] == "df":
             function = self.catalogue.get(parts[1])
             if function is not None:
                 return function
+            span = name.span
             candidates = difflib.get_close_matches(parts[1], list(self.catalogue.functions), n=1)
             hint = (
                 f"Did you mean df.{candidates[0]}?" if candidates else "See the df.* function list."
             )
             self.sink.add("DFC201", span, f"unknown function df.{parts[1]}", hint=hint)
             return None
+        span = name.span
         if len(parts) == 1 and parts[0] in self.catalogue.functions:
             self.sink.add(
                 "DFC201",
@@ -597,11 +627,11 @@ class Lowerer(NodeBuilders):
                 hint=f"Did you mean df.{parts[0]}? The df. schema prefix is required.",
             )
             return None
-        name = ".".join(parts)
+        written = ".".join(parts)
         self.sink.add(
             "DFC110",
             span,
-            f"{name}(...) is evaluated by PostgreSQL at run time; dfc compiles workflows ahead "
+            f"{written}(...) is evaluated by PostgreSQL at run time; dfc compiles workflows ahead "
             "of time and cannot evaluate it",
             hint="Write the value as a literal, or use {var}/$name references inside SQL.",
         )
@@ -609,15 +639,26 @@ class Lowerer(NodeBuilders):
 
     def _bind_args(
         self, function: Function, arg_list: Sequence[_Arg], span: Span
-    ) -> tuple[dict[str, Value], bool]:
-        """Bind arguments to parameters: the values bound, and whether binding succeeded."""
+    ) -> tuple[dict[str, Value], bool, bool]:
+        """Bind arguments to parameters.
+
+        Returns the values bound, whether binding succeeded, and whether every required
+        parameter got a value.
+        """
         bound: dict[str, Value] = {}
         ok = True
         seen_named = False
         positional = 0
+        params = function.params
         for arg in arg_list:
             value = arg.value
+            if type(value) is ErrorValue:
+                ok = False  # reported already; the others are still bound and checked
             name_token = arg.name
+            if name_token is None and not seen_named and positional < len(params):
+                bound[params[positional].name] = value  # the common case, first
+                positional += 1
+                continue
             if name_token is not None:
                 seen_named = True
                 name = _ident(name_token)
@@ -673,7 +714,8 @@ class Lowerer(NodeBuilders):
                 continue
             bound[function.params[positional].name] = value
             positional += 1
-        for param in function.params:
+        complete = True
+        for param in params:
             if param.required and param.name not in bound:
                 self.sink.add(
                     "DFC203",
@@ -681,10 +723,8 @@ class Lowerer(NodeBuilders):
                     f"{function.qualified_name} needs its {param.name!r} argument",
                     hint=f"Signature: {function.signature()}",
                 )
-                ok = False
-        if any(isinstance(v, ErrorValue) for v in bound.values()):
-            ok = False
-        return bound, ok
+                ok = complete = False
+        return bound, ok, complete
 
     def _json_builder(self, name: str, arg_list: Sequence[_Arg], span: Span) -> Value:
         values = [a.value for a in arg_list]

@@ -344,7 +344,7 @@ def _parse_statement(
     source: SourceFile, tokens: list[Lexeme], sink: DiagnosticSink, lowerer: Lowerer
 ) -> ParsedStatement:
     """Parse and lower one statement; only a syntax error is reported after a syntax error."""
-    lowerer.begin()
+    lowerer.begin(len(tokens))
     try:
         lowered = drive(tokens, complete=True, callbacks=lowerer.callbacks)
     except UnexpectedToken as error:

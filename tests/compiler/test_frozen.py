@@ -1,14 +1,16 @@
-"""quick_init: the same constructor as the dataclass's own, only quicker."""
+"""quick_init and factory: the same constructor as the dataclass's own, only quicker."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from dataclasses import dataclass
 
 import pytest
 
 from compiler import ir
-from compiler.frozen import evolve, quick_init
+from compiler.frozen import evolve, factory, quick_init
 from compiler.source import Span
 
 
@@ -78,3 +80,23 @@ def test_evolve_is_replace_for_plain_classes() -> None:
     assert node.bind is None
     with pytest.raises(TypeError):
         evolve(node, nonsense=1)
+
+
+def test_factory_makes_what_the_class_makes() -> None:
+    make = factory(Span)
+    made = make(0, 3, 1, 1, 1, 4)
+    expected = Span(0, 3, 1, 1, 1, 4)
+    assert type(made) is Span
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert copy.deepcopy(made) == expected
+    assert pickle.loads(pickle.dumps(made)) == expected
+    assert dataclasses.replace(made, end=4) == Span(0, 4, 1, 1, 1, 4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.start = 1  # type: ignore[misc]
+
+
+def test_factory_refuses_classes_it_cannot_build() -> None:
+    with pytest.raises(TypeError):
+        factory(_Plain)  # not slotted
+    with pytest.raises(TypeError):
+        factory(_Slotted)  # a default
