@@ -40,14 +40,17 @@ def emit_plan(
     return _Emitter(workflow, program, declared).plan()
 
 
+# Canonical JSON, set up once. A plan is a tree of fresh dicts and lists, so the encoder's
+# cycle check is skipped.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
 def plan_hash(plan: dict[str, Any]) -> str:
     """``sha256:`` of the canonical JSON of ``plan`` without ``hash`` and ``compiler``."""
     body = {k: v for k, v in plan.items() if k not in ("hash", "compiler")}
-    # A plan is a tree of fresh dicts and lists, so the encoder's cycle check is skipped.
-    canonical = json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(_CANONICAL.encode(body).encode("utf-8")).hexdigest()
 
 
 def dumps(plan: dict[str, Any]) -> str:

@@ -177,6 +177,8 @@ def scan_sql(text: str) -> Scan:
         # used (schema, table and column names, numbers in LIMIT), and inside literals any
         # text is fine.
         masks.append((var.start, var.end, "_" + text[var.start + 1 : var.end - 1] + "_"))
+    if "$" not in text:  # only a $ starts a reference or a parameter
+        return Scan((), variables, (), _masked(text, masks))
     refs: list[Ref] = []
     params: list[int] = []
     i, n = 0, len(text)
@@ -186,7 +188,9 @@ def scan_sql(text: str) -> Scan:
             break
         i = special.start()
         char = text[i]
-        if char == "'":
+        if char == "$":
+            i = _dollar(text, i, refs, params, masks)
+        elif char == "'":
             extended = i > 0 and text[i - 1] in "eE" and not (i > 1 and _is_ident_char(text[i - 2]))
             close = _string_close(text, i, extended)
             body_end = n if close < 0 else close
@@ -202,10 +206,8 @@ def scan_sql(text: str) -> Scan:
         elif char == "-":
             end = text.find("\n", i)
             i = n if end < 0 else end
-        elif char == "/":
-            i = _comment_end(text, i)
         else:
-            i = _dollar(text, i, refs, params, masks)
+            i = _comment_end(text, i)
     return Scan(tuple(refs), variables, tuple(params), _masked(text, masks))
 
 
@@ -213,6 +215,9 @@ def _masked(text: str, masks: list[tuple[int, int, str]]) -> str:
     """``text`` with each masked range replaced (the ranges do not overlap)."""
     if not masks:
         return text
+    if len(masks) == 1:
+        start, end, placeholder = masks[0]
+        return text[:start] + placeholder + text[end:]
     masks.sort()
     pieces: list[str] = []
     at = 0

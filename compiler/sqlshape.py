@@ -31,8 +31,8 @@ from compiler.frozen import quick_init
 JsonNode = dict[str, Any]
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
+@quick_init  # without slots: one dictionary update builds it, quicker than ten slot stores
+@dataclass(frozen=True)
 class Shape:
     error: str | None = None
     error_offset: int = 0  # offset of the syntax error in the text
@@ -113,7 +113,7 @@ def _quick_shape(text: str) -> Shape | None:
             return None
         targets, _ = _DECODER.raw_decode(text, opening.end() + len('"targetList":'))
         return Shape(kind=kind, columns=_target_names(targets), select_tree=text)
-    if kind not in _DML_KINDS or "\"returningList\":" in text:
+    if kind not in _DML_KINDS or '"returningList":' in text:
         return None
     # With one data-changing statement in the tree, a RETURNING clause in it is the top one's.
     if sum(text.count(node) for node in _DML_NODES) != 1:

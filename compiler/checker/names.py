@@ -401,11 +401,14 @@ def _either(outs: Sequence[State | None]) -> State | None:
     live = [out for out in outs if out is not None]
     if not live:
         return None
+    if len(live) == 1:
+        return dict(live[0])
     names: set[str] = set().union(*live)
-    return {
-        name: DEFINITE if all(out.get(name) == DEFINITE for out in live) else MAYBE
-        for name in names
-    }
+    # Definite after the alternatives: definite in every one of them.
+    definite = {name for name, status in live[0].items() if status == DEFINITE}
+    for out in live[1:]:
+        definite.intersection_update([name for name, status in out.items() if status == DEFINITE])
+    return {name: DEFINITE if name in definite else MAYBE for name in names}
 
 
 def _describe(node: ir.Node) -> str:

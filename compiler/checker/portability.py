@@ -10,6 +10,7 @@ from __future__ import annotations
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
 from compiler.grouping import Regrouping
+from compiler.source import Span
 
 
 def check(ctx: CheckContext) -> None:
@@ -26,9 +27,12 @@ def _report(ctx: CheckContext, found: Regrouping) -> None:
     text = " ".join(ctx.source.text[start : found.first_term_end].split())
     first = text if len(text) <= 30 else text[:27] + "..."
     span = ctx.source.span(start, end)
+    # The fix's insertion points are the ends of ``span``, whose positions are known already.
+    before = Span(start, start, span.line, span.column, span.line, span.column)
+    after = Span(span.end, span.end, span.end_line, span.end_column, span.end_line, span.end_column)
     fix = Fix(
         "Add parentheses (same meaning in dfc and pg_durable)",
-        (Edit(ctx.source.span(start, start), "("), Edit(ctx.source.span(end, end), ")")),
+        (Edit(before, "("), Edit(after, ")")),
     )
     ctx.sink.add(
         "DFC601",
