@@ -82,6 +82,9 @@ def print_stages(text: str, repeat: int) -> None:
             program = lower(parsed)  # the parser's reductions built the IR: this collects it
             marks.append(("name workflows", clock()))
             context = CheckContext.create(program, parsed, sink)
+            for workflow in program.workflows:  # the rules' shared index (else in the first)
+                context.steps(workflow)
+            marks.append(("check: index + scan", clock()))
             for rule in RULES:
                 rule(context)
                 marks.append((f"check: {rule.__module__.rsplit('.', 1)[-1]}", clock()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from compiler import ir
@@ -22,6 +23,7 @@ FORMAT_VERSION = 1
 SYSTEM_VARIABLES = frozenset({"sys_instance_id", "sys_label"})
 
 
+@cache  # the version of the running compiler: looked up once, not once per plan
 def compiler_version() -> str:
     from dfc import __version__
 
@@ -101,12 +103,14 @@ class _Emitter:
         return plan
 
     def node(self, node: ir.Node) -> str:
+        # Runs for every step of the file: the kind and writer come from one table look-up.
+        kind, writer = _WRITERS[type(node)]
         node_id = f"n{len(self.nodes)}"
         bind = node.bind
         span = node.span
         entry: dict[str, Any] = {
             "id": node_id,
-            "kind": node.kind,
+            "kind": kind,
             "bind": bind.value if bind is not None else None,
             "at_least_once": False,
             "span": {  # Span.to_json(), written out: this runs for every node
@@ -119,7 +123,7 @@ class _Emitter:
         self.nodes.append(entry)
         if bind is not None:
             self.bindings.setdefault(bind.value, []).append(node_id)
-        _WRITERS[type(node)](self, node, entry)
+        writer(self, node, entry)
         return node_id
 
     def text(self, text: ir.Text | None) -> str | None:
@@ -226,9 +230,9 @@ class _Emitter:
         return out
 
 
-# The ``_<kind>`` method of each node type.
-_WRITERS: dict[type[ir.Node], Callable[[_Emitter, Any, dict[str, Any]], None]] = {
-    cls: getattr(_Emitter, f"_{cls.kind}") for cls in ir.NODE_TYPES.values()
+# The kind of each node type, and its ``_<kind>`` method.
+_WRITERS: dict[type[ir.Node], tuple[str, Callable[[_Emitter, Any, dict[str, Any]], None]]] = {
+    cls: (cls.kind, getattr(_Emitter, f"_{cls.kind}")) for cls in ir.NODE_TYPES.values()
 }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from compiler import ir
 from compiler.checker.context import RAW_TEXT_KINDS, CheckContext, raw_texts
@@ -90,16 +90,15 @@ class _Flow:
     def flow(self, node: ir.Node, state: State) -> State | None:
         """The state after ``node`` completes, or None when it never completes normally."""
         kind = type(node)
-        after: State | None
-        if kind is ir.Sql:  # most steps: a leaf whose uses are its SQL's references
-            assert isinstance(node, ir.Sql)
-            for ref in scan_sql(node.sql.value).refs:
-                self.use(ref, node.sql, state)
-            after = state
-        else:
-            self.uses(node, state)
-            after = _FLOWS.get(kind, _Flow._leaf)(self, node, state)
         bind = node.bind
+        if kind is ir.Sql:  # most steps: a leaf whose uses are its SQL's references
+            text = cast(ir.Sql, node).sql
+            for ref in scan_sql(text.value).refs:
+                self.use(ref, text, state)
+            return state if bind is None else {**state, bind.value: DEFINITE}
+        if kind in _USING_KINDS:
+            self.uses(node, state)
+        after = _FLOWS.get(kind, _Flow._leaf)(self, node, state)
         if after is not None and bind is not None and not isinstance(node, NOT_STORED):
             after = {**after, bind.value: DEFINITE}
         return after
@@ -218,10 +217,15 @@ class _Flow:
                     self.use(ref, text, state)
 
     def use(self, ref: Ref, text: ir.Text, state: State) -> None:
-        self.used.add(ref.name)
-        status = state.get(ref.name)
+        name = ref.name
+        self.used.add(name)
+        status = state.get(name)
         if status == DEFINITE or (status == MAYBE and ref.nullsafe and not ref.star):
-            self.columns(ref, text)
+            shape = self.shapes.get(name, _UNSEEN)
+            if shape is _UNSEEN:
+                shape = self.shape(name)
+            if shape is not None and shape.kind != "unknown":
+                self.columns(ref, text, shape)
             return
         # The reference's place in the file is worked out only for a diagnostic.
         span = self.ctx.span(text, ref.start, ref.end)
@@ -306,10 +310,8 @@ class _Flow:
             fixes=fixes,
         )
 
-    def columns(self, ref: Ref, text: ir.Text) -> None:
-        shape = self.shape(ref.name)
-        if shape is None or shape.kind == "unknown":
-            return
+    def columns(self, ref: Ref, text: ir.Text, shape: ResultShape) -> None:
+        """Check ``ref``'s column against the known ``shape`` of its name's result."""
         if ref.star:
             if shape.kind != "rows":
                 self.ctx.sink.add(
@@ -388,6 +390,8 @@ class _Flow:
         return "only on some paths (a race, an if branch, or later in a loop)"
 
 
+# The kinds of step that use names themselves (others only through their children).
+_USING_KINDS = frozenset({ir.Sql, ir.IfRows, *RAW_TEXT_KINDS})
 # The ``_<kind>`` method of each node type that has one (the others are leaves).
 _FLOWS: dict[type[ir.Node], Callable[[_Flow, Any, State], State | None]] = {
     cls: getattr(_Flow, f"_{cls.kind}")
