@@ -178,6 +178,8 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._task_ids: list[int] = []  # reserved ids of df.tasks (reserve_task_id)
         self._blocks = 0
         self._open = False  # an empty transaction opened by the last commit (see chain)
+        self._begin = False  # the block's BEGIN, not sent yet: it goes with the first statement
+        self._idle = False  # the outermost block wrote nothing (end_idle)
         self._binder: ClientCursor[TupleRow] | None = None
         self._escape = Escaping(self.pgconn)
         self._statements: set[str] = set()  # named queries prepared as dfc_<name>
@@ -295,6 +297,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if self._open and not self._blocks:
             statements.append(b"COMMIT")  # a statement outside any block: not in the empty one
             self._open = False
+        if self._begin:
+            statements.append(b"BEGIN")
+            self._begin = False
         if self._held:
             ops, self._held = self._held, []
             statements.append(self.bind("apply", {"ops": Json(ops, dumps=fast_dumps)}))
@@ -309,8 +314,12 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def reserve_task_id(self) -> int:
         """An id for a task to insert (from df.tasks' sequence, a few at a time)."""
         if not self._task_ids:
-            with self.cursor() as cur:  # after the writes held so far
-                cur.execute(query("reserve_task_ids"), {"count": 32})
+            held = self.take_held()  # the writes held so far go in the same message
+            with super().cursor() as cur:
+                if held:
+                    self.run_batch(cur, [*held, self.bind("reserve_task_ids", {"count": 32})])
+                else:
+                    cur.execute(query("reserve_task_ids"), {"count": 32})
                 self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
         return self._task_ids.pop()
 
@@ -339,6 +348,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         transaction, and with :attr:`run_next`, run the step to go on with in it."""
         following, self.run_next = (self.run_next if self.chain else None), None
         self.prefetched = None
+        if self._begin and not self._held and following is None:
+            self._begin = False  # nothing ran: there is no transaction to commit
+            return
         statements = [*self.take_held(), b"COMMIT"]
         if self.chain:
             statements.append(b"BEGIN")
@@ -379,9 +391,18 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             with super().cursor() as cur:
                 self.run_batch(cur, held)
 
+    def end_idle(self) -> None:
+        """Inside the outermost block, which wrote nothing and holds no locks (a claim that
+        found no task): leave its transaction to be committed in front of the session's next
+        statement (as the empty one a commit opens) instead of committing it now."""
+        if self._blocks == 1 and not self._held and self.run_next is None:
+            self._idle = True
+
     @contextmanager
     def transaction(self, savepoint_name: str | None = None,
                     force_rollback: bool = False) -> Iterator[Transaction]:
+        if self._blocks and self._begin:
+            self.send_held()  # a nested block starts inside a transaction the server knows of
         if self._open and not self._blocks and not savepoint_name and not force_rollback:
             self._open = False  # adopt the transaction the last commit opened
         elif (self.pgconn.transaction_status != TransactionStatus.IDLE or savepoint_name
@@ -404,8 +425,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         else:
             if self._wanted or self._suspect:
                 self._prepare()
-            with super().cursor() as cur:
-                cur.execute(b"BEGIN")
+            self._begin = True
         # The outermost block, managed here rather than by psycopg's Transaction (which would
         # send BEGIN and COMMIT on their own).
         self._blocks += 1
@@ -413,12 +433,19 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._forget_locks()
         self.run_next = None
         self.deleted.clear()
+        self._idle = False
         try:
             yield outer
             self._forget_locks()
-            self._commit()
+            if self._idle and not self._held and self.run_next is None:
+                # committed in front of the next statement; nothing sent yet: nothing to end
+                self._open = not self._begin
+                self._begin = False
+            else:
+                self._commit()
         except BaseException:
             self._held.clear()
+            self._begin = False
             self._open = False
             self.run_next = None
             self.prefetched = None

@@ -243,10 +243,13 @@ class Store:
                 "scope": _json(scope),
                 "state": _json(state),
         }
-        if not want_id:
-            conn = self.conn
-            task_id = conn.reserve_task_id() if next_step and isinstance(conn, WorkerConnection) \
-                and conn.holding else None
+        conn = self.conn
+        holding = isinstance(conn, WorkerConnection) and conn.holding
+        if not want_id or holding:
+            # a task whose id is wanted (a compound node's, its children's parent) or that the
+            # worker goes on with gets one reserved beforehand, so its insert can be held too
+            task_id = conn.reserve_task_id() if holding and (want_id or next_step) \
+                and isinstance(conn, WorkerConnection) else None
             self._write(["insert", instance_id, node_id, parent_id, branch, status,
                          None if run_at is None else run_at.isoformat(), scope, state, task_id],
                         "insert_task", params)
@@ -365,6 +368,11 @@ class Store:
         return int(row["pruned"]) if row else 0
 
     def finish_instance(self, instance_id: str, status: str, output: str) -> None:
+        conn = self.conn
+        if isinstance(conn, WorkerConnection) and conn.holding:
+            conn.locked.clear()  # its tasks go
+            conn.hold(["finish", instance_id, status, output])
+            return
         self._run("finish_instance", {"id": instance_id, "status": status, "output": output})
         self._run("drop_instance_tasks", {"id": instance_id})
 
@@ -389,9 +397,8 @@ class Store:
                   "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
                   "parent": then_lock}
         if isinstance(conn, WorkerConnection):
-            # held writes go out first, on their own: a failure in the step's message is the
-            # step's failure
-            conn.send_held()
+            if conn.prefetched is not None:
+                conn.send_held()  # the step ran already: they follow it
             conn.locked.clear()
         if self.step_guard is not None:
             self.step_guard(True)
@@ -411,20 +418,33 @@ class Store:
         return StepRun(True, state, rows if rows is not None else [], error, sqlstate)
 
     def _send_step(self, params: dict[str, Any], savepoint: bool) -> Any:
+        """Send the step, with the writes held so far in front of it in the same message. They
+        belong to the same transaction: if they fail, it is lost with the step, as when they
+        fail on their own (the step fails and is recorded anew)."""
         conn = self.conn
-        with conn.cursor() as cur:
-            if not isinstance(conn, WorkerConnection):
+        if not isinstance(conn, WorkerConnection):
+            with conn.cursor() as cur:
                 cur.execute(query("run_step"), params)
-            elif savepoint:
+                return cur.fetchone()
+        held = conn.take_held()
+        with conn.cursor() as cur:
+            if savepoint:
                 try:
-                    conn.run_batch(cur, [b"SAVEPOINT " + STEP_SAVEPOINT,
+                    conn.run_batch(cur, [*held, b"SAVEPOINT " + STEP_SAVEPOINT,
                                          conn.bind("run_step", params)])
-                except psycopg.Error:
+                except psycopg.Error as exc:
                     if not conn.broken:
-                        conn.rollback_to_savepoint(STEP_SAVEPOINT)
+                        try:
+                            conn.rollback_to_savepoint(STEP_SAVEPOINT)
+                        except psycopg.Error:
+                            if conn.broken or not held:
+                                raise
+                            # the held writes failed before the savepoint: the transaction
+                            # is lost, and the error is theirs
+                            raise exc from None
                     raise
             else:
-                cur.execute(conn.bind("run_step", params))
+                conn.run_batch(cur, [*held, conn.bind("run_step", params)])
             return cur.fetchone()
 
     def step_statement(self, task_id: int, role_oid: int, sql: str, returns_rows: bool,

@@ -316,6 +316,8 @@ class Worker:
             with conn.transaction():
                 claim = following or store.claim()
                 if claim is None:
+                    if isinstance(conn, WorkerConnection):
+                        conn.end_idle()  # committed with the next statement, not on its own
                     return False
                 try:
                     self._run_claims(store, claim, slot)

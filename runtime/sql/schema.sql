@@ -457,7 +457,8 @@ RETURNS record
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prepared text;
+    v_runner name := df._runner_name(p_role);
+    v_prepared bigint;
 BEGIN
     got := true;
     IF p_lock THEN
@@ -476,24 +477,29 @@ BEGIN
     -- owner cannot change it since; what the step's identity rests on is checked every time
     IF NOT EXISTS (SELECT 1 FROM pg_proc p
                     WHERE p.pronamespace = 'df_exec'::regnamespace
-                      AND p.proname = df._runner_name(p_role)
+                      AND p.proname = v_runner
                       AND p.proowner = p_role AND p.prosecdef) THEN
         RAISE EXCEPTION 'role % has no valid step runner (start a workflow as that role to create it)',
             p_role USING ERRCODE = 'insufficient_privilege';
     END IF;
-    v_prepared := (SELECT string_agg(s.name || ' ' || s.prepare_time, ',' ORDER BY s.name)
-                     FROM pg_prepared_statements s);
+    -- The session's prepared statements must come out of the step as they went in (a step
+    -- that replaced one of the worker's would have it run as the worker). A statement
+    -- prepared now carries this statement's start time as its prepare_time, and the worker
+    -- prepares none in the message that runs a step: the count tells a statement removed, the
+    -- time one added (or replaced), without comparing names.
+    v_prepared := (SELECT count(*) FROM pg_prepared_statements s);
     BEGIN
         EXECUTE format('SELECT coalesce(json_agg(r), ''[]'') FROM df_exec.%I($1, $2, $3) r',
-                       df._runner_name(p_role))
+                       v_runner)
            INTO result_rows USING p_sql, p_returns_rows, p_search_path;
     EXCEPTION WHEN OTHERS THEN
         -- the step's effects are rolled back with the subtransaction; the task stays locked
         GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_state = RETURNED_SQLSTATE;
         result_rows := NULL;
     END;
-    IF (SELECT string_agg(s.name || ' ' || s.prepare_time, ',' ORDER BY s.name)
-          FROM pg_prepared_statements s) IS DISTINCT FROM v_prepared THEN
+    IF (SELECT count(*) <> v_prepared
+               OR coalesce(bool_or(s.prepare_time >= statement_timestamp()), false)
+          FROM pg_prepared_statements s) THEN
         RAISE EXCEPTION 'a workflow step may not PREPARE or DEALLOCATE statements'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Run the statement itself in the step instead of preparing it.';
@@ -503,7 +509,10 @@ BEGIN
     RESET ALL;
     DISCARD TEMP;
     PERFORM pg_advisory_unlock_all();
-    PERFORM df._close_step_links();
+    -- looked up after the step, which may have installed dblink itself
+    IF EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'dblink') THEN
+        PERFORM df._close_step_links();
+    END IF;
     IF error_state IS NULL AND p_parent IS NOT NULL THEN
         SELECT pg_catalog.to_json(l) INTO parent_row
           FROM (SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
@@ -555,6 +564,17 @@ BEGIN
              WHERE instance_id = op ->> 1 AND id = op ->> 2;
         WHEN 'running' THEN
             UPDATE df.instances SET status = 'running' WHERE id = op ->> 1 AND status = 'pending';
+        WHEN 'finish' THEN
+            -- [instance, status, output]: the instance ends and keeps no work (tasks being
+            -- executed elsewhere are discarded when done)
+            UPDATE df.instances
+               SET status = op ->> 2, output = op ->> 3,
+                   completed_at = CASE WHEN op ->> 2 = 'completed' THEN clock_timestamp() END
+             WHERE id = op ->> 1
+               AND status OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[]);
+            DELETE FROM df.tasks d
+             WHERE d.id IN (SELECT t.id FROM df.tasks t WHERE t.instance_id = op ->> 1
+                            FOR UPDATE SKIP LOCKED);
         ELSE
             RAISE EXCEPTION 'unknown bookkeeping operation %', op ->> 0;
         END CASE;

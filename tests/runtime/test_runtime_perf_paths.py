@@ -187,6 +187,11 @@ def test_chains_of_steps_carry_results_through_held_writes(dsn: str) -> None:
     "PREPARE mine AS SELECT 1",
     "DEALLOCATE ALL",
     "DO $$ BEGIN EXECUTE 'PREPARE mine AS SELECT 1'; END $$",
+    # one of the worker's own replaced: as many statements as before, one of them new
+    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'dfc_apply') THEN "
+    "EXECUTE 'DEALLOCATE dfc_apply'; END IF; "
+    "EXECUTE 'PREPARE dfc_apply(json) AS SELECT 1'; END $$",
+    "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; EXECUTE 'PREPARE mine AS SELECT 1'; END $$",
 ])
 def test_steps_cannot_touch_the_sessions_prepared_statements(dsn: str, statement: str) -> None:
     b = PlanBuilder()
@@ -201,3 +206,81 @@ def test_steps_cannot_touch_the_sessions_prepared_statements(dsn: str, statement
         row = conn.execute("SELECT output FROM df.instances WHERE id = %s", (bad,)).fetchone()
         assert row is not None and "may not PREPARE or DEALLOCATE" in str(row[0])
     assert result(dsn, again) is not None
+
+
+def test_a_block_sends_its_begin_with_its_first_statement(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        conn.chain = False  # (a commit opens no next transaction)
+        with conn.transaction():
+            # nothing sent yet: the server has no transaction
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            claim = store.claim(task_id=task_id)  # sent with BEGIN in front
+            assert claim is not None and claim.task.id == task_id
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        with conn.transaction():
+            pass  # ran nothing: sent nothing
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.transaction():
+            # a nested block starts inside the outer transaction, whose BEGIN goes first
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": 1})
+                raise psycopg.Rollback()
+            store.update_task_state(task_id, {"n": 2})
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+        assert row is not None and row[0] == {"n": 2}
+
+
+def test_a_block_that_found_nothing_is_committed_with_the_next_statement(dsn: str) -> None:
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        conn.chain = False
+        with conn.transaction():
+            assert store.claim(task_id=-1) is None
+            conn.end_idle()
+        # left open, holding nothing; the next statement outside a block commits it first
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        conn.execute("VACUUM df.tasks")  # refuses to run inside a transaction block
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.transaction():
+            conn.end_idle()  # nothing was sent: nothing is left open
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_block_that_wrote_is_committed_even_when_it_claims_nothing(dsn: str) -> None:
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.update_task_state(task_id, {"n": 1})
+            conn.end_idle()  # a held write: not idle
+        with connect(dsn) as other:
+            row = other.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
+            assert row is not None and row[0] == {"n": 1}
+
+
+def test_compound_tasks_get_reserved_ids_and_held_inserts(dsn: str) -> None:
+    iid, _ = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            parent = store.insert_task(instance_id=iid, node_id="n0", parent_id=None, branch=0,
+                                       status="waiting", scope={}, state={"acc": {}})
+            assert parent is not None and conn._held  # held, with its id known
+            child = store.insert_task(instance_id=iid, node_id="n0", parent_id=parent, branch=1,
+                                      status="waiting", scope={}, state={})
+            row = conn.execute("SELECT parent_id FROM df.tasks WHERE id = %s", (child,)).fetchone()
+            assert row == (parent,)
+
+
+def test_held_writes_that_fail_in_front_of_a_chained_step_fail_it(dsn: str) -> None:
+    # they travel in the step's message, in front of its savepoint: the error is theirs
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with pytest.raises(psycopg.errors.RaiseException, match="unknown bookkeeping"), \
+                conn.transaction():
+            conn.hold(["no such operation"])
+            store.run_step(task_id, 10, "SELECT 1", True, "public", savepoint=True)
