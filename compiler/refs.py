@@ -39,7 +39,7 @@ _COMMENT_MARK = re.compile(r"/\*|\*/")
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Literal:
     """The string literal or dollar-quoted body a reference is inside, for whoever substitutes
     into it: the escaping of a value depends on the kind of quote, and a value must not close a
@@ -52,7 +52,7 @@ class Literal:
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ref:
     """One ``$name`` reference; offsets are into the decoded text."""
 
@@ -78,7 +78,7 @@ class Ref:
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VarRef:
     """One ``{name}`` reference."""
 
@@ -88,7 +88,7 @@ class VarRef:
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Scan:
     refs: tuple[Ref, ...]
     variables: tuple[VarRef, ...]
@@ -181,6 +181,12 @@ def scan_sql(text: str) -> Scan:
         return Scan((), variables, (), _masked(text, masks))
     refs: list[Ref] = []
     params: list[int] = []
+    if "'" not in text and '"' not in text and "--" not in text and "/*" not in text:
+        # Plain SQL throughout (most steps): every $ is where the loop below would stop.
+        i = text.find("$")
+        while i >= 0:
+            i = text.find("$", _dollar(text, i, refs, params, masks))
+        return Scan(tuple(refs), variables, tuple(params), _masked(text, masks))
     i, n = 0, len(text)
     while True:
         special = _SPECIAL.search(text, i)
