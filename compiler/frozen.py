@@ -49,9 +49,11 @@ def quick_init(cls: type[T]) -> type[T]:
         for field in fields:
             namespace[f"_set_{field.name}"] = getattr(cls, field.name).__set__
             lines.append(f"    _set_{field.name}(self, {field.name})")
-    else:
-        stores = ", ".join(f"{f.name!r}: {f.name}" for f in fields)
-        lines.append(f"    self.__dict__.update({{{stores}}})")
+    elif fields:
+        # Item by item into the fresh instance dictionary, in field order, without a
+        # temporary dictionary.
+        lines.append("    __state = self.__dict__")
+        lines.extend(f"    __state[{f.name!r}] = {f.name}" for f in fields)
     if not fields:
         lines.append("    pass")
     exec("\n".join(lines), namespace)  # the source is built above from the field names

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lark.lexer import BasicLexer, LexerThread
 
-from compiler.lexer import lex, scanner
+from compiler.firstchars import first_chars, overlap
+from compiler.lexer import _trigger, lex, scanner
 from compiler.parser import lark_parser
 from compiler.source import SourceFile
 
@@ -83,7 +84,57 @@ def test_edge_cases_match_larks_lexer(text: str) -> None:
 def test_regex_only_terminals_are_triggered_by_their_prefix() -> None:
     found = scanner()
     assert found.triggers == {"BLOCK_COMMENT"}
-    assert "(?P<BLOCK_COMMENT>(?=/\\*))" in found.fast.pattern
+    assert "(?:(?=/\\*))(?P<BLOCK_COMMENT>)" in found.fast.pattern
+
+
+def _order(pattern: object) -> list[str]:
+    """The terminals of a scanner pattern, in the order it tries them."""
+    groups = pattern.groupindex  # type: ignore[attr-defined]
+    terminals = {t.name for t in reference_lexer().terminals}
+    return sorted((name for name in groups if name in terminals), key=groups.__getitem__)
+
+
+def test_terminals_are_reordered_only_where_they_cannot_compete() -> None:
+    found = scanner()
+    larks = [t.name for t in reference_lexer().terminals]
+    assert _order(found.exact) == larks
+    fast = _order(found.fast)
+    assert sorted(fast) == sorted(larks) and fast[0] == "STRING" and fast != larks
+    regexps = {}
+    for terminal in reference_lexer().terminals:
+        regexp = terminal.pattern.to_regexp()
+        regexps[terminal.name] = regexp if terminal.name not in found.triggers else _trigger(regexp)
+    starts = {name: first_chars(regexp) for name, regexp in regexps.items()}
+    for index, earlier in enumerate(larks):
+        for later in larks[index + 1 :]:
+            if fast.index(later) < fast.index(earlier):
+                assert not overlap(starts[earlier], starts[later]), (earlier, later)
+
+
+@pytest.mark.parametrize(
+    ("regexp", "ascii", "other"),
+    [
+        ("abc", "a", False),
+        ("(?i:select)", "Ss", True),
+        ("[0-9]+(?![0-9.])", "0123456789", False),
+        ("(?:[0-9]+\\.|\\.[0-9])", ".0123456789", False),
+        ("(?=/\\*)", "/", False),
+        ("(?!x)[a-c]", "abc", False),
+        ("x?y", "xy", False),
+        ("[^\\x00-\\x7e]", "\x7f", True),
+        ("\\$[a-z]*\\$", "$", False),
+    ],
+)
+def test_first_chars_of_a_pattern(regexp: str, ascii: str, other: bool) -> None:
+    found = first_chars(regexp)
+    assert found is not None
+    assert (found.ascii, found.other) == (frozenset(ascii), other)
+
+
+@pytest.mark.parametrize("regexp", ["", "a*", "(?=a)?", "(a)?\\1b", "(?=a*)b"])
+def test_first_chars_unknown_where_a_match_may_be_empty_or_unread(regexp: str) -> None:
+    assert first_chars(regexp) is None
+    assert overlap(first_chars(regexp), first_chars("z"))
 
 
 _ALPHABET = "ab$'\"EeUu&/*-\n \t\x1c\xa0.:;()[]{}0123456789é\\_|~>?!@<=,"
