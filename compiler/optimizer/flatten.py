@@ -44,6 +44,10 @@ def may_change(node: ir.Node) -> bool:
 
 
 def _nested(children: tuple[ir.Node, ...], kind: type[ir.Node]) -> bool:
+    # Asked of every sequence, join and race: most have no child of their kind, which the
+    # isinstance tests mapped in C find without a Python-level step per child.
+    if not any(map(kind.__instancecheck__, children)):
+        return False
     return any(isinstance(c, kind) and c.bind is None for c in children)
 
 
