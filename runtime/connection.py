@@ -290,6 +290,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
         self._held.append(op)
 
+    def hold_insert(self, op: list[Any]) -> None:
+        """Hold an ``insert`` op whose id is given: made a ``move`` into the row of a task that a
+        held write deletes (the first such), in that write's place, when there is one. Every
+        column is written, so the row is the new task's as if inserted; the deleted task's id
+        is gone all the same (see ``deleted``)."""
+        for index, held in enumerate(self._held):
+            if held[0] == "delete":
+                self._held[index] = ["move", *op[1:10], held[1]]
+                return
+        self._held.append(op)
+
     def take_held(self) -> list[bytes]:
         """The statements to send ahead of the caller's own (the held writes as one df._apply
         call)."""
@@ -314,12 +325,10 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def reserve_task_id(self) -> int:
         """An id for a task to insert (from df.tasks' sequence, a few at a time)."""
         if not self._task_ids:
-            held = self.take_held()  # the writes held so far go in the same message
+            # the held writes stay held (a sequence is outside transactions, and an insert may
+            # yet take over the row of a held delete); a BEGIN not sent yet is not needed
             with super().cursor() as cur:
-                if held:
-                    self.run_batch(cur, [*held, self.bind("reserve_task_ids", {"count": 32})])
-                else:
-                    cur.execute(query("reserve_task_ids"), {"count": 32})
+                cur.execute(query("reserve_task_ids"), {"count": 32})
                 self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
         return self._task_ids.pop()
 

@@ -250,9 +250,12 @@ class Store:
             # worker goes on with gets one reserved beforehand, so its insert can be held too
             task_id = conn.reserve_task_id() if holding and (want_id or next_step) \
                 and isinstance(conn, WorkerConnection) else None
-            self._write(["insert", instance_id, node_id, parent_id, branch, status,
-                         None if run_at is None else run_at.isoformat(), scope, state, task_id],
-                        "insert_task", params)
+            op = ["insert", instance_id, node_id, parent_id, branch, status,
+                  None if run_at is None else run_at.isoformat(), scope, state, task_id]
+            if task_id is not None and isinstance(conn, WorkerConnection):
+                conn.hold_insert(op)
+            else:
+                self._write(op, "insert_task", params)
             return task_id
         row = self._one("insert_task", params)
         assert row is not None

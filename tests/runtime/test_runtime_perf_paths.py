@@ -284,3 +284,36 @@ def test_held_writes_that_fail_in_front_of_a_chained_step_fail_it(dsn: str) -> N
                 conn.transaction():
             conn.hold(["no such operation"])
             store.run_step(task_id, 10, "SELECT 1", True, "public", savepoint=True)
+
+
+def test_a_task_inserted_after_a_delete_takes_over_its_row(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.delete_task(task_id)
+            new = store.insert_task(instance_id=iid, node_id="n0", parent_id=None, branch=3,
+                                    status="ready", scope={"r": TRICKY}, state={"s": 1},
+                                    want_id=False, next_step=True)
+            assert new is not None and new != task_id
+            assert [op[0] for op in conn._held] == ["move"]  # one write, in the delete's place
+        assert task_id in conn.deleted
+    with connect(dsn) as conn:
+        rows = conn.execute("SELECT id, instance_id, node_id, parent_id, branch, status, scope, "
+                            "state, created_at >= now() - interval '1 minute' FROM df.tasks "
+                            "WHERE instance_id = %s", (iid,)).fetchall()
+        assert rows == [(new, iid, "n0", None, 3, "ready", {"r": TRICKY}, {"s": 1}, True)]
+
+
+def test_a_move_whose_row_is_gone_inserts(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        Store(conn).delete_task(task_id)  # at once: outside a block
+        with conn.transaction():
+            conn.hold(["delete", task_id])
+            new = Store(conn).insert_task(instance_id=iid, node_id="n0", parent_id=None,
+                                          branch=0, status="waiting", scope={}, state={})
+    with connect(dsn) as conn:
+        rows = conn.execute("SELECT id, status FROM df.tasks WHERE instance_id = %s",
+                            (iid,)).fetchall()
+        assert rows == [(new, "waiting")]
