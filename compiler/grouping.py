@@ -112,4 +112,7 @@ class Grouping:
 
     def _end(self, value: Any) -> int:
         kept = self._ends.get(id(value))
-        return kept[1] if kept is not None else int(value.span.end)
+        if kept is not None:
+            return kept[1]
+        end: int = value.span.end
+        return end

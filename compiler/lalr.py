@@ -42,7 +42,7 @@ class _Reduce:
     ``pick`` lists the kept children as ``(index, splice)`` (splice: an inlined ``_rule``
     whose children go in its place), ``None`` standing for a placeholder; it is None when all
     children are kept as they are. ``keep`` is ``pick`` compiled: it reads the kept children
-    off the top of the value stack. ``passthrough`` marks rules like ``?seq_expr: race_expr``
+    off the top of the driver's stack. ``passthrough`` marks rules like ``?seq_expr: race_expr``
     that only hand their one child up the precedence ladder.
     """
 
@@ -165,16 +165,22 @@ def _reduce(rule: Any, callback: Any) -> _Reduce:
 
 
 def _keeper(size: int, pick: tuple[tuple[int, bool] | None, ...] | None) -> Any:
-    """A function that reads a rule's kept children off the top of the value stack.
+    """A function that reads a rule's kept children off the top of the driver's stack.
 
-    The driver calls one per reduction, so it is compiled from the rule's ``pick`` into one
-    list display (``[v[-3], *v[-1], None]``) instead of looping over ``pick`` each time.
+    The stack holds (state, value, first token) per symbol, so child ``i`` of ``size`` has its
+    value at ``-3 * (size - i) + 1``. The driver calls one per reduction, so it is compiled
+    from the rule's ``pick`` into one list display (``[v[-8], *v[-2], None]``) instead of
+    looping over ``pick`` each time.
     """
+
+    def value(index: int) -> str:
+        return f"v[{1 - 3 * (size - index)}]"
+
     if pick is None:
-        items = [f"v[{index - size}]" for index in range(size)]
+        items = [value(index) for index in range(size)]
     else:
         items = [
-            "None" if entry is None else ("*" if entry[1] else "") + f"v[{entry[0] - size}]"
+            "None" if entry is None else ("*" if entry[1] else "") + value(entry[0])
             for entry in pick
         ]
     return eval(f"lambda v: [{', '.join(items)}]")  # built above from integers only
@@ -210,13 +216,12 @@ def drive(
     actions = table.actions
     chains = table.chains
     end_state = table.end
-    state = table.start  # the state on top of ``state_stack``
-    state_stack = [state]
-    value_stack: list[Any] = []
-    # The first token of each value on the stack: where its positions start. The last token of
-    # a reduction is always the token shifted last (rules are never empty).
-    firsts: list[Bound] = []
-    push_state, push_value, push_first = state_stack.append, value_stack.append, firsts.append
+    state = table.start  # the state on top of the stack
+    # Three entries per symbol on the stack, flat in one list: its state, its value and its
+    # first token (where its positions start), so that a shift is one extension and a
+    # reduction one deletion. The last token of a reduction is always the token shifted last
+    # (rules are never empty).
+    stack: list[Any] = [state, None, None]
     last: Bound = None
     stream: Iterable[Bound] = tokens
     if complete:
@@ -233,27 +238,25 @@ def drive(
                 raise UnexpectedToken(token, set(row)) from None  # type: ignore[no-untyped-call]
             if shift:
                 state = arg
-                push_state(state)
-                push_value(token)
-                push_first(token)
+                stack += (state, token, token)
                 last = token
                 break
             rule: _Reduce = arg
             if rule.passthrough:
                 # The value stays, only the top state changes.
-                below = state_stack[-2]
+                below = stack[-6]
                 target = chains.get((below, state, kind))
                 if target is None:
                     target = table.chain(below, state, kind)
-                state = state_stack[-1] = target
+                state = stack[-3] = target
                 continue
             size = rule.size
-            kept = rule.keep(value_stack)
+            kept = rule.keep(stack)
             if size > 1:
-                # The reduced run leaves one entry, in the place of its first: only the other
-                # entries go, and the first's is overwritten below.
-                del value_stack[1 - size :], state_stack[1 - size :], firsts[1 - size :]
-            first = firsts[-1]
+                # The reduced run leaves one symbol, in the place of its first: only the
+                # others go, and the first's state and value are overwritten below.
+                del stack[3 - 3 * size :]
+            first = stack[-1]
             if rule.inline:
                 value: Any = kept  # spliced into the parent by its ``pick``
             elif rule.single and len(kept) == 1:
@@ -261,11 +264,11 @@ def drive(
                 value = kept[0]
             else:
                 value = callbacks[rule.key](kept, first, last)
-            state = rule.goto[state_stack[-2]]
+            state = rule.goto[stack[-6]]
             if state == end_state:
                 return value
-            state_stack[-1] = state
-            value_stack[-1] = value
+            stack[-3] = state
+            stack[-2] = value
     return None
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler import ir
 from compiler.builders import IDENTIFIER, NodeBuilders
-from compiler.catalogue import Catalogue, Function
+from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
 from compiler.frozen import evolve, factory
@@ -168,12 +168,22 @@ class Lowerer(NodeBuilders):
         self.sink = DiagnosticSink()
         self.grouping = Grouping()
         self.tokens = 0  # of the statement being lowered
+        self._required_params: dict[str, tuple[Param, ...]] = {}
         self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
         self._builders: dict[str, _Builder] = {
             name.removeprefix("_build_"): getattr(self, name)
             for name in dir(self)
             if name.startswith("_build_")
         }
+
+    def _required(self, function: Function) -> tuple[Param, ...]:
+        """The parameters of ``function`` without a default, found once per function."""
+        found = self._required_params.get(function.name)
+        if found is None:
+            found = self._required_params[function.name] = tuple(
+                p for p in function.params if p.required
+            )
+        return found
 
     def begin(self, tokens: int) -> None:
         """Start lowering a statement of ``tokens`` tokens."""
@@ -397,8 +407,8 @@ class Lowerer(NodeBuilders):
     def _number(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         token: Lexeme = kept[0]
         if token.type == "INTEGER":
-            return IntValue(_span(first, last), int(str(token)))
-        return NumValue(_span(first, last), float(str(token)))
+            return IntValue(_span(first, last), int(token.value))
+        return NumValue(_span(first, last), float(token.value))
 
     def _negative(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         inner: Value = kept[0]
@@ -573,7 +583,12 @@ class Lowerer(NodeBuilders):
     # -- calls --------------------------------------------------------------------------------
 
     def _qualified_name(self, kept: list[Any], first: Bound, last: Bound) -> _QualifiedName:
-        return _QualifiedName([_ident(t) for t in kept], first, last)
+        parts = []
+        for token in kept:
+            text = token.value
+            # An unquoted name (the common case, inlined from _ident) folds to lower case.
+            parts.append(text.lower() if text[0] != '"' else _ident(token))
+        return _QualifiedName(parts, first, last)
 
     def _positional(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
         return _Arg(kept[0], first, last, None)
@@ -715,8 +730,8 @@ class Lowerer(NodeBuilders):
             bound[function.params[positional].name] = value
             positional += 1
         complete = True
-        for param in params:
-            if param.required and param.name not in bound:
+        for param in self._required(function):
+            if param.name not in bound:
                 self.sink.add(
                     "DFC203",
                     span,
