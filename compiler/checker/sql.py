@@ -17,7 +17,7 @@ from compiler import ir
 from compiler.checker.context import CheckContext
 from compiler.diagnostics import Edit, Fix
 from compiler.refs import Scan
-from compiler.sqlshape import analyse
+from compiler.sqlshape import Shape, analyse
 
 _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
 
@@ -25,12 +25,22 @@ _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
 def check(ctx: CheckContext) -> None:
     for workflow in ctx.program.workflows:
         for node, scan, is_condition in ctx.steps(workflow).sql:
-            _check_step(ctx, node, scan, is_condition)
+            shape = analyse(scan.masked)
+            # Most steps are one statement that can run in a transaction, with nothing to say.
+            if (
+                shape.statements != 1
+                or shape.error is not None
+                or shape.transaction_control
+                or not shape.transactional
+                or scan.params
+            ):
+                _check_step(ctx, node, scan, shape, is_condition)
 
 
-def _check_step(ctx: CheckContext, node: ir.Sql, scan: Scan, is_condition: bool) -> None:
+def _check_step(
+    ctx: CheckContext, node: ir.Sql, scan: Scan, shape: Shape, is_condition: bool
+) -> None:
     text = node.sql
-    shape = analyse(scan.masked)
     if shape.error is not None:
         if is_condition and analyse("SELECT " + scan.masked).error is None:
             at = text.file_offset(0)
