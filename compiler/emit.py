@@ -137,14 +137,17 @@ class _Emitter:
     # -- one method per node kind -------------------------------------------------------------
 
     def _sql(self, node: ir.Sql, entry: dict[str, Any]) -> None:
-        scan = scan_sql(node.sql.value)
+        sql = node.sql.value
+        scan = scan_sql(sql)
         if scan.variables:
             self.variables.update(v.name for v in scan.variables)
         shape = analyse(scan.masked)
-        entry["sql"] = node.sql.value
-        entry["transactional"] = shape.transactional
-        entry["columns"] = list(shape.columns) if shape.columns is not None else None
-        entry["at_least_once"] = not shape.transactional
+        transactional = shape.transactional
+        columns = shape.columns
+        entry["sql"] = sql
+        entry["transactional"] = transactional
+        entry["columns"] = list(columns) if columns is not None else None
+        entry["at_least_once"] = not transactional
 
     def _seq(self, node: ir.Seq, entry: dict[str, Any]) -> None:
         entry["children"] = [self.node(step) for step in node.steps]
