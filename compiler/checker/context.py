@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Final
 
 from compiler import ir
 from compiler.catalogue import Catalogue
@@ -70,8 +70,7 @@ def index_steps(root: ir.Node) -> StepIndex:
             bound.append(node)
         kind = type(node)
         if kind is sql_kind:  # most steps: no children
-            step = cast(ir.Sql, node)
-            sql.append((step, scan_sql(step.sql.value), id(step) in conditions))
+            sql.append((node, scan_sql(node.sql.value), id(node) in conditions))  # type: ignore[arg-type, attr-defined]
             continue
         same = by_kind.get(kind)
         if same is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from compiler import ir
 from compiler.checker.context import RAW_TEXT_KINDS, CheckContext, raw_texts
@@ -92,7 +92,7 @@ class _Flow:
         kind = type(node)
         bind = node.bind
         if kind is ir.Sql:  # most steps: a leaf whose uses are its SQL's references
-            text = cast(ir.Sql, node).sql
+            text = node.sql  # type: ignore[attr-defined]
             for ref in scan_sql(text.value).refs:
                 self.use(ref, text, state)
             return state if bind is None else {**state, bind.value: DEFINITE}
