@@ -167,7 +167,7 @@ def _comment_end(text: str, start: int) -> int:
 @lru_cache(maxsize=8192)
 def scan_sql(text: str) -> Scan:
     """References in SQL text, and the text with placeholders for the PostgreSQL parser."""
-    variables = _variables(text)
+    variables = _variables(text) if "{" in text else ()  # the test first: most SQL has no {
     if "$" not in text and not variables:
         return Scan((), (), (), text)
     # (start, end, placeholder) for each reference, in no particular order.
