@@ -55,8 +55,9 @@ class _Reduce:
     single: bool  # ``?rule``: a lone kept child is handed up instead of a new tree
     inline: bool  # ``_rule``: its children are spliced into the parent, no tree is kept
     passthrough: bool
-    # The goto table's column of this rule: the state below the reduced children -> the next.
-    goto: dict[int, int] = field(default_factory=dict, compare=False)
+    # The goto table's column of this rule, indexed by the state below the reduced children
+    # (-1 where the table has no entry).
+    goto: list[int] = field(default_factory=list, compare=False)
 
 
 # An LALR action: (True, next_state) to shift, or (False, _Reduce) to reduce.
@@ -69,6 +70,7 @@ class Tables:
 
     actions: dict[int, dict[str, _Action]]
     gotos: dict[int, dict[str, int]]
+    rows: list[dict[str, _Action]]  # ``actions`` indexed by state (states are 0, 1, ...)
     start: int
     end: int
     # The callbacks that make Lark's trees, one per ``_Reduce.key``.
@@ -113,12 +115,15 @@ def tables() -> Tables:
                 actions[state][str(symbol)] = (shift, arg if shift else reduces[arg])
             else:
                 gotos[state][str(symbol)] = arg
+    states = range(len(actions))
+    if sorted(actions) != list(states):
+        raise NotImplementedError("the driver needs the LALR states numbered 0, 1, ...")
     for reduce in reduces.values():
-        reduce.goto.update(
-            (state, row[reduce.name]) for state, row in gotos.items() if reduce.name in row
-        )
+        reduce.goto.extend(gotos[state].get(reduce.name, -1) for state in states)
     trees: dict[str, Callback] = {r.key: partial(_tree, r.data) for r in reduces.values()}
-    return Tables(actions, gotos, table.start_states["start"], table.end_states["start"], trees)
+    rows = [actions[state] for state in states]
+    start, end = table.start_states["start"], table.end_states["start"]
+    return Tables(actions, gotos, rows, start, end, trees)
 
 
 def _reduce(rule: Any, callback: Any) -> _Reduce:
@@ -213,7 +218,7 @@ def drive(
     table = tables()
     if callbacks is None:
         callbacks = table.trees
-    actions = table.actions
+    actions = table.rows
     chains = table.chains
     end_state = table.end
     state = table.start  # the state on top of the stack

@@ -329,7 +329,7 @@ class Lowerer(NodeBuilders):
                 hint=error.hint,
             )
             return ErrorValue(span)
-        text = ir.Text(value=decoded.value, span=span, breaks=tuple(decoded.breaks))
+        text = _new_text(decoded.value, span, tuple(decoded.breaks))
         return StrValue(span, text, decoded.kind)
 
     def _strings(self, tokens: list[Lexeme], span: Span) -> Value:
@@ -573,7 +573,8 @@ class Lowerer(NodeBuilders):
 
     def _bind(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         span = _span(first, last)
-        target = self.as_step(kept[0], "step to name")
+        value = kept[0]
+        target = value.node if type(value) is NodeValue else self.as_step(value, "step to name")
         name = self.as_name(kept[1])
         node = None
         if target is not None and name is not None:

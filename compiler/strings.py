@@ -60,21 +60,19 @@ def decode(token: str, offset: int) -> Decoded:
 def _decode_quote(body: str, base: int) -> tuple[str, Breaks]:
     if "''" not in body:
         return body, [(0, base)]
-    out: list[str] = []
+    # Each '' decodes to one quote, which maps to where the '' starts; the text after it maps
+    # linearly again from just past it.
+    pieces = body.split("''")
     breaks: Breaks = [(0, base)]
-    i = 0
-    while i < len(body):
-        j = body.find("''", i)
-        if j == -1:
-            out.append(body[i:])
-            break
-        out.append(body[i:j])
-        decoded = sum(map(len, out))
-        out.append("'")
-        breaks.append((decoded, base + j))
-        breaks.append((decoded + 1, base + j + 2))
-        i = j + 2
-    return "".join(out), breaks
+    decoded = raw = 0
+    for piece in pieces[:-1]:
+        decoded += len(piece)
+        raw += len(piece)
+        breaks.append((decoded, base + raw))
+        breaks.append((decoded + 1, base + raw + 2))
+        decoded += 1
+        raw += 2
+    return "'".join(pieces), breaks
 
 
 def _decode_escape(body: str, base: int) -> tuple[str, Breaks]:

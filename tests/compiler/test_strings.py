@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler import ir
 from compiler.source import SourceFile
@@ -110,3 +112,30 @@ def test_bad_escapes(token: str, at: int, message: str) -> None:
     assert caught.value.offset == 100 + at
     assert caught.value.length >= 1
     assert caught.value.hint
+
+
+def _reference_quote(body: str, base: int) -> tuple[str, list[tuple[int, int]]]:
+    """Doubled quotes decoded one at a time: the map :func:`decode` must give."""
+    out: list[str] = []
+    breaks = [(0, base)]
+    i = 0
+    while i < len(body):
+        j = body.find("''", i)
+        if j == -1:
+            out.append(body[i:])
+            break
+        out.append(body[i:j])
+        decoded = sum(map(len, out))
+        out.append("'")
+        breaks.append((decoded, base + j))
+        breaks.append((decoded + 1, base + j + 2))
+        i = j + 2
+    return "".join(out), breaks
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "''", "é", " ", "x''y"]), max_size=12), st.integers(0, 50))
+def test_doubled_quotes_decode_with_a_break_each(parts: list[str], base: int) -> None:
+    body = "".join(parts)
+    decoded = decode("'" + body + "'", base - 1)
+    assert (decoded.value, decoded.breaks) == _reference_quote(body, base)
