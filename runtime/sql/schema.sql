@@ -498,9 +498,15 @@ BEGIN
         GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_state = RETURNED_SQLSTATE;
         result_rows := NULL;
     END;
-    IF (SELECT count(*) <> v_prepared
-               OR coalesce(bool_or(s.prepare_time >= statement_timestamp()), false)
-          FROM pg_prepared_statements s) THEN
+    -- The runner set the step's search_path for the rest of the transaction: back to the
+    -- worker's before anything else here looks up a name (else a function or view the step's
+    -- role put in front of pg_catalog would run as the worker). Nothing above it looks one up.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<>) v_prepared
+               OR coalesce(pg_catalog.bool_or(s.prepare_time
+                                              OPERATOR(pg_catalog.>=) pg_catalog.statement_timestamp()),
+                           false)
+          FROM pg_catalog.pg_prepared_statements s) THEN
         RAISE EXCEPTION 'a workflow step may not PREPARE or DEALLOCATE statements'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Run the statement itself in the step instead of preparing it.';

@@ -162,3 +162,41 @@ def test_users_cannot_forge_state(secured: dict[str, str]) -> None:
                           (iid[0],))
         with pytest.raises(psycopg.Error):
             alice.execute("UPDATE df.nodes SET status = 'completed'")
+
+
+def test_the_search_path_of_a_step_does_not_reach_the_workers_statements(
+        secured: dict[str, str]) -> None:
+    # the step's search_path puts alice's schema before pg_catalog: the worker's own statements
+    # after the step must not resolve names there (they would run alice's code as the worker)
+    with connect(secured["owner"]) as conn:  # (alice may not create schemas)
+        conn.execute("CREATE SCHEMA trap")
+        conn.execute("GRANT ALL ON SCHEMA trap TO alice_t")
+    with connect(secured["alice"]) as conn:
+        conn.execute("CREATE TABLE trap.seen (who text)")
+        conn.execute("GRANT USAGE ON SCHEMA trap TO PUBLIC; GRANT INSERT ON trap.seen TO PUBLIC")
+        conn.execute("""
+            CREATE FUNCTION trap.mark() RETURNS boolean LANGUAGE sql
+            AS $$ INSERT INTO trap.seen VALUES (current_user) RETURNING true $$""")
+        conn.execute("""
+            CREATE FUNCTION trap.statement_timestamp() RETURNS timestamptz LANGUAGE sql
+            AS $$ SELECT pg_catalog.now() WHERE trap.mark() $$""")
+        conn.execute("""
+            CREATE FUNCTION trap.count(anyelement) RETURNS bigint LANGUAGE sql
+            AS $$ SELECT 0::bigint WHERE trap.mark() $$""")
+        conn.execute("CREATE VIEW trap.pg_prepared_statements AS "
+                     "SELECT * FROM pg_catalog.pg_prepared_statements WHERE trap.mark()")
+        conn.execute("CREATE TABLE trap.pg_extension (extname name)")
+        conn.execute("GRANT SELECT ON trap.pg_extension, trap.pg_prepared_statements TO PUBLIC")
+    b = PlanBuilder()
+    warm = b.build(b.seq(*[b.sql("SELECT 1") for _ in range(6)]))  # prepared statements
+    with running_worker(secured["owner"], concurrency=1):
+        first = _start(secured["alice"], warm)
+        assert wait(secured["alice"], first) == "completed"
+        with connect(secured["alice"]) as conn:
+            conn.execute("SET search_path = trap, pg_catalog")
+            row = conn.execute("SELECT df.start(%s)", (json.dumps(warm),)).fetchone()
+            assert row is not None
+        iid = str(row[0])
+        assert wait(secured["alice"], iid) == "completed", _output(secured["alice"], iid)
+    with connect(secured["alice"]) as conn:
+        assert conn.execute("SELECT who FROM trap.seen").fetchall() == []
