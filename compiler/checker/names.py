@@ -35,6 +35,8 @@ from compiler.source import Span
 
 DEFINITE = 2
 MAYBE = 1
+# A state is never changed once made (a step that binds a name makes a new one), so branches
+# can start from the same state object.
 State = dict[str, int]
 _UNSEEN = ResultShape("unseen")  # not a shape: marks a name whose shape is not worked out yet
 
@@ -116,7 +118,7 @@ class _Flow:
         return current
 
     def _join(self, node: ir.Join, state: State) -> State | None:
-        outs = [self.flow(branch, dict(state)) for branch in node.branches]
+        outs = [self.flow(branch, state) for branch in node.branches]
         self._parallel_binds(node)
         if any(out is None for out in outs):
             return None
@@ -128,19 +130,19 @@ class _Flow:
         return merged
 
     def _race(self, node: ir.Race, state: State) -> State | None:
-        return _either([self.flow(branch, dict(state)) for branch in node.branches])
+        return _either([self.flow(branch, state) for branch in node.branches])
 
     def _if(self, node: ir.If, state: State) -> State | None:
         after = self.flow(node.condition, state)
         if after is None:
             return None
-        then = self.flow(node.then, dict(after))
-        otherwise = self.flow(node.otherwise, dict(after)) if node.otherwise else after
+        then = self.flow(node.then, after)
+        otherwise = self.flow(node.otherwise, after) if node.otherwise else after
         return _either([then, otherwise])
 
     def _if_rows(self, node: ir.IfRows, state: State) -> State | None:
-        then = self.flow(node.then, dict(state))
-        otherwise = self.flow(node.otherwise, dict(state)) if node.otherwise else state
+        then = self.flow(node.then, state)
+        otherwise = self.flow(node.otherwise, state) if node.otherwise else state
         return _either([then, otherwise])
 
     def _loop(self, node: ir.Loop, state: State) -> State | None:
@@ -176,7 +178,7 @@ class _Flow:
         if after is not None:
             # The compensating step runs later, when a following step fails; it sees at least
             # what the forward step bound. Its own bindings are not visible afterwards.
-            self.flow(node.undo, dict(after))
+            self.flow(node.undo, after)
         return after
 
     def _parallel_binds(self, node: ir.Join) -> None:
