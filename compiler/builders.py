@@ -16,7 +16,7 @@ from typing import Any
 from compiler import ir
 from compiler.catalogue import Function, Param
 from compiler.diagnostics import DiagnosticSink
-from compiler.frozen import evolve
+from compiler.frozen import evolve, factory
 from compiler.source import SourceFile, Span
 from compiler.values import (
     CallValue,
@@ -31,6 +31,8 @@ from compiler.values import (
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A SQL step is made for most string operands: the quickest way (span, bind, sql).
+_new_sql = factory(ir.Sql)
 
 
 class NodeBuilders:
@@ -90,7 +92,7 @@ class NodeBuilders:
         if isinstance(value, NodeValue):
             return value.node
         if isinstance(value, StrValue):
-            return ir.Sql(span=value.span, sql=value.text)
+            return _new_sql(value.span, None, value.text)
         if isinstance(value, ErrorValue):
             return None
         if isinstance(value, CallValue):

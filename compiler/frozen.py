@@ -71,42 +71,44 @@ def evolve(instance: T, **changes: Any) -> T:
     ``__init__`` again (there is no ``__post_init__`` to run).
     """
     fields: dict[str, Any] = instance.__dict__
-    if not changes.keys() <= fields.keys():
+    copy = object.__new__(type(instance))
+    state = copy.__dict__
+    state.update(fields, **changes)
+    if len(state) != len(fields):  # a change named no field (checked after: it is rare)
         unknown = ", ".join(sorted(changes.keys() - fields.keys()))
         raise TypeError(f"{type(instance).__name__} has no field {unknown}")
-    copy = object.__new__(type(instance))
-    copy.__dict__.update(fields, **changes)
     return copy
 
 
 def factory(cls: type[T]) -> Callable[..., T]:
-    """A function that builds an instance of slotted frozen dataclass ``cls`` from its fields.
+    """A function that builds an instance of frozen dataclass ``cls`` from all its fields.
 
-    It takes the fields positionally, in order, and makes what ``cls(...)`` makes, without
-    going through the frozen class's refusal of attribute assignment: the fields are stored on
-    an instance of an unfrozen twin class with the very same slots, which then becomes a
-    ``cls`` (CPython allows ``__class__`` assignment between classes of the same layout). Every
-    field must be positional, without a default.
+    It takes every field positionally, in order (keyword-only and defaulted ones too), and
+    makes what ``cls(...)`` makes, without the keyword handling of a call of the class or,
+    for a slotted class, the frozen class's refusal of attribute assignment: there the fields
+    are stored on an instance of an unfrozen twin class with the very same slots, which then
+    becomes a ``cls`` (CPython allows ``__class__`` assignment between classes of the same
+    layout). A class without slots gets its instance dictionary filled in field order.
     """
     params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} is not a frozen dataclass without __post_init__")
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    if any(not f.init for f in fields):
+        raise TypeError(f"{cls.__name__}: every field must be set by __init__")
+    names = [f.name for f in fields]
     slots = cls.__dict__.get("__slots__")
-    if params is None or not params.frozen or slots is None:
-        raise TypeError(f"{cls.__name__} is not a slotted frozen dataclass")
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if any(
-        f.kw_only or not f.init or f.default is not dataclasses.MISSING
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-    ) or tuple(slots) != tuple(names):
-        raise TypeError(f"{cls.__name__}: every field must be a positional slot without default")
-    twin = type(f"_{cls.__name__}Fields", (), {"__slots__": tuple(slots)})
-    stores = "".join(f"    made.{name} = {name}\n" for name in names)
-    source = (
-        f"def make({', '.join(names)}):\n    made = new(twin)\n{stores}"
-        "    made.__class__ = cls\n    return made\n"
-    )
-    namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "cls": cls}
-    exec(source, namespace)  # the source is built above from the field names
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    if slots is not None:
+        if tuple(slots) != tuple(names):
+            raise TypeError(f"{cls.__name__}: the slots must be the fields, in order")
+        namespace["twin"] = type(f"_{cls.__name__}Fields", (), {"__slots__": tuple(slots)})
+        body = ["made = new(twin)", *(f"made.{n} = {n}" for n in names), "made.__class__ = cls"]
+    else:
+        body = ["made = new(cls)", "state = made.__dict__", *(f"state[{n!r}] = {n}" for n in names)]
+    lines = [f"def make({', '.join(names)}):", *(f"    {line}" for line in body), "    return made"]
+    exec("\n".join(lines), namespace)  # the source is built above from the field names
     make: Callable[..., T] = namespace["make"]
     make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
-    make.__doc__ = f"A {cls.__name__} from its fields, in order (see compiler.frozen.factory)."
+    make.__doc__ = f"A {cls.__name__} from all its fields, in order (compiler.frozen.factory)."
     return make

@@ -95,8 +95,20 @@ def test_factory_makes_what_the_class_makes() -> None:
         made.start = 1  # type: ignore[misc]
 
 
+def test_factory_builds_a_plain_class_from_all_its_fields() -> None:
+    make = factory(_Plain)
+    made = make(1, (2,))
+    assert type(made) is _Plain and made == _Plain(a=1, b=(2,))
+    assert list(made.__dict__) == list(_Plain(a=1).__dict__)
+    span = Span(0, 3, 1, 1, 1, 4)
+    text = ir.Text(value="a", span=span, breaks=((0, 1),))
+    assert factory(ir.Sql)(span, None, text) == ir.Sql(span=span, sql=text)
+
+
 def test_factory_refuses_classes_it_cannot_build() -> None:
+    @dataclass(slots=True)
+    class Mutable:
+        a: int
+
     with pytest.raises(TypeError):
-        factory(_Plain)  # not slotted
-    with pytest.raises(TypeError):
-        factory(_Slotted)  # a default
+        factory(Mutable)
