@@ -102,6 +102,14 @@ class CheckContext:
     catalogue: Catalogue
     # Each workflow's steps, indexed once for all the rules that visit them.
     _index: dict[int, StepIndex] = field(default_factory=dict, repr=False)
+    _workflows: tuple[ir.Workflow, ...] | None = field(default=None, repr=False)
+
+    @property
+    def workflows(self) -> tuple[ir.Workflow, ...]:
+        """The program's workflows (``program.workflows`` builds the tuple on every call)."""
+        if self._workflows is None:
+            self._workflows = self.program.workflows
+        return self._workflows
 
     def steps(self, workflow: ir.Workflow) -> StepIndex:
         """The workflow's steps and their subsets (the rules only read the program, so it lasts)."""

@@ -14,7 +14,7 @@ MAX_DEPTH = 256
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         if len(ctx.nodes(workflow)) <= MAX_DEPTH:
             continue  # a node's depth is less than the number of nodes
         stack: list[tuple[ir.Node, int]] = [(workflow.body, 0)]

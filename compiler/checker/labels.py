@@ -13,7 +13,7 @@ from compiler.diagnostics import Related
 
 def check(ctx: CheckContext) -> None:
     first: dict[str, ir.Workflow] = {}
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         earlier = first.get(workflow.name)
         if earlier is None:
             first[workflow.name] = workflow

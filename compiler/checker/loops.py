@@ -17,7 +17,7 @@ from compiler.source import Span
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         by_kind = ctx.steps(workflow).by_kind
         breaks = by_kind.get(ir.Break, [])
         if breaks:

@@ -42,7 +42,7 @@ _UNSEEN = ResultShape("unseen")  # not a shape: marks a name whose shape is not 
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         _Flow(ctx, workflow).run()
 
 

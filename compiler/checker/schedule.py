@@ -56,7 +56,7 @@ class CronError:
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         for node in ctx.of_kind(workflow, ir.WaitSchedule):
             assert isinstance(node, ir.WaitSchedule)
             _cron(ctx, node.cron)

@@ -23,7 +23,7 @@ _NEAR = re.compile(r'at or near "((?:[^"]|"")*)"')
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         for node, scan, is_condition in ctx.steps(workflow).sql:
             shape = analyse(scan.masked)
             # Most steps are one statement that can run in a transaction, with nothing to say.

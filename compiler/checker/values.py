@@ -21,7 +21,7 @@ _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 def check(ctx: CheckContext) -> None:
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         by_kind = ctx.steps(workflow).by_kind
         for kind, checker in _CHECKS.items():
             for node in by_kind.get(kind, ()):

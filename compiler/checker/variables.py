@@ -20,7 +20,7 @@ SYSTEM_VARIABLES = ("sys_instance_id", "sys_label")
 
 def check(ctx: CheckContext) -> None:
     declared = set(ctx.program.variables) | set(SYSTEM_VARIABLES)
-    for workflow in ctx.program.workflows:
+    for workflow in ctx.workflows:
         steps = ctx.steps(workflow)
         for step, scan, _ in steps.sql:
             if scan.variables:
