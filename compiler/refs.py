@@ -245,7 +245,11 @@ def _dollar(
         if before.isalnum() or before == "_" or before == "$" or before >= "\x80":
             return i + 1
     found = _AFTER_DOLLAR.match(text, i)
-    if found is not None and found.lastindex == 1:  # a dollar quote
+    if found is None:
+        if i + 1 < len(text) and text[i + 1].isdigit():
+            params.append(i)
+        return i + 1
+    if found.lastindex == 1:  # a dollar quote
         tag = found.group(1)
         start = found.end()
         close = text.find(tag, start)
@@ -253,11 +257,7 @@ def _dollar(
         if text.find("$", start, body_end) >= 0:
             _body_refs(text, start, body_end, "dollar", refs, Literal(start, body_end, tag))
         return len(text) if close < 0 else close + len(tag)
-    if i + 1 < len(text) and text[i + 1].isdigit():
-        params.append(i)
-        return i + 1
-    if found is None:
-        return i + 1
+    # A reference: its name starts with a letter or _, so this is no $1 parameter.
     _, name, star, column, column_nullsafe, nullsafe = found.groups()
     end = found.end()
     refs.append(
