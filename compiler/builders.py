@@ -31,8 +31,10 @@ from compiler.values import (
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# A SQL step is made for most string operands: the quickest way (span, bind, sql).
+# A SQL step is made for most string operands and a name for every |=>: the quickest way
+# (all fields, in order).
 _new_sql = factory(ir.Sql)
+_new_name = factory(ir.Name)
 
 
 class NodeBuilders:
@@ -160,7 +162,7 @@ class NodeBuilders:
                 hint=f"Use letters, digits and underscores, not starting with a digit, e.g. '{suggestion}'.",
             )
             return None
-        return ir.Name(value=name, span=value.span)
+        return _new_name(name, value.span)
 
     def as_int(
         self, value: Value | None, param: Param, function: Function

@@ -152,6 +152,9 @@ class _Arg:
         return _span(self.first, self.last)
 
 
+# Records built in the hottest rules by setting their slots (see _positional, _literal).
+_new_arg = _new_value = object.__new__
+
 _Builder = Callable[[Function, dict[str, Value], Span], ir.Node | None]
 
 
@@ -310,10 +313,13 @@ class Lowerer(NodeBuilders):
             if value[0] == "'":
                 body = value[1:-1]
                 if "''" not in body:
-                    # A plain quoted literal: its body is its value (as decode() finds).
-                    return StrValue(
-                        span, _new_text(body, span, ((0, first.start_pos + 1),)), "quote"
-                    )
+                    # A plain quoted literal: its body is its value (as decode() finds). Its
+                    # value's slots are set here rather than through a call of __init__.
+                    made = _new_value(StrValue)
+                    made.span = span
+                    made.text = _new_text(body, span, ((0, first.start_pos + 1),))
+                    made.form = "quote"
+                    return made
             return self._string(token, span)
         return self._strings(kept, span)
 
@@ -592,7 +598,13 @@ class Lowerer(NodeBuilders):
         return _QualifiedName(parts, first, last)
 
     def _positional(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
-        return _Arg(kept[0], first, last, None)
+        # One per argument: its slots are set here rather than through a call of __init__.
+        arg = _new_arg(_Arg)
+        arg.value = kept[0]
+        arg.first = first
+        arg.last = last
+        arg.name = None
+        return arg
 
     def _named(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
         return _Arg(kept[1], first, last, kept[0])
