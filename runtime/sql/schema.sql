@@ -362,6 +362,39 @@ BEGIN
 END
 $$;
 
+-- The call of a role's step runner, for df._run_step_task. A runner's name depends on its role,
+-- so a call built per step is planned anew every time; df._runner_call holds a static call
+-- (planned once per worker session) for each role with a runner, up to 50 roles, and returns
+-- NULL for others (df._run_step_task then builds the call). Written again by
+-- df._write_runner_call whenever a runner is accepted (df._runner_gate_check). Runs as its
+-- caller, the worker, which checked the runner before calling.
+CREATE FUNCTION df._write_runner_call() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_branches text;
+BEGIN
+    -- one writer at a time (a concurrent CREATE OR REPLACE of the same function fails)
+    PERFORM pg_advisory_xact_lock(1147489354, 0);
+    SELECT string_agg(format(E'    IF p_role OPERATOR(pg_catalog.=) %s::oid THEN\n'
+                             || E'        RETURN (SELECT coalesce(pg_catalog.json_agg(r), ''[]'')\n'
+                             || E'                  FROM df_exec.%I(p_sql, p_returns_rows, p_search_path) r);\n'
+                             || E'    END IF;\n', o.role, df._runner_name(o.role::regrole)),
+                      '' ORDER BY o.role)
+      INTO v_branches
+      FROM (SELECT p.proowner AS role FROM pg_proc p
+             WHERE p.pronamespace = 'df_exec'::regnamespace AND p.prosecdef
+               AND p.proname = df._runner_name(p.proowner::regrole)
+             ORDER BY p.proowner LIMIT 50) o;
+    EXECUTE format('CREATE OR REPLACE FUNCTION df._runner_call(p_role oid, p_sql text, '
+                   'p_returns_rows boolean, p_search_path text) RETURNS json '
+                   'LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L',
+                   E'\nBEGIN\n' || coalesce(v_branches, '') || E'    RETURN NULL;\nEND\n');
+    REVOKE ALL ON FUNCTION df._runner_call(oid, text, boolean, text) FROM PUBLIC;
+END
+$$;
+SELECT df._write_runner_call();
+
 CREATE FUNCTION df._runner_gate_check() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -378,6 +411,7 @@ BEGIN
     END IF;
     EXECUTE format('REVOKE USAGE, CREATE ON SCHEMA df_exec FROM %s', NEW.role::text);
     DELETE FROM df.runner_gate g WHERE g.role = NEW.role;
+    PERFORM df._write_runner_call();  -- the new runner gets its static call
     RETURN NULL;
 END
 $$;
@@ -490,9 +524,12 @@ BEGIN
     -- time one added (or replaced), without comparing names.
     v_prepared := (SELECT count(*) FROM pg_prepared_statements s);
     BEGIN
-        EXECUTE format('SELECT coalesce(json_agg(r), ''[]'') FROM df_exec.%I($1, $2, $3) r',
-                       v_runner)
-           INTO result_rows USING p_sql, p_returns_rows, p_search_path;
+        result_rows := df._runner_call(p_role::oid, p_sql, p_returns_rows, p_search_path);
+        IF result_rows IS NULL THEN  -- a role without a static call there
+            EXECUTE format('SELECT coalesce(json_agg(r), ''[]'') FROM df_exec.%I($1, $2, $3) r',
+                           v_runner)
+               INTO result_rows USING p_sql, p_returns_rows, p_search_path;
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         -- the step's effects are rolled back with the subtransaction; the task stays locked
         GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_state = RETURNED_SQLSTATE;

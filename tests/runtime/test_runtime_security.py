@@ -200,3 +200,28 @@ def test_the_search_path_of_a_step_does_not_reach_the_workers_statements(
         assert wait(secured["alice"], iid) == "completed", _output(secured["alice"], iid)
     with connect(secured["alice"]) as conn:
         assert conn.execute("SELECT who FROM trap.seen").fetchall() == []
+
+
+def test_a_runner_gets_a_static_call_and_roles_without_one_still_run(
+        secured: dict[str, str]) -> None:
+    step = single("SELECT current_user::text AS cu")
+    with running_worker(secured["owner"], concurrency=1):
+        first = _start(secured["alice"], step)
+        assert wait(secured["alice"], first) == "completed"
+        with connect(secured["owner"]) as conn:
+            row = conn.execute("SELECT p.prosrc, 'alice_t'::regrole::oid FROM pg_proc p "
+                               "WHERE p.oid = 'df._runner_call'::regproc").fetchone()
+            assert row is not None and f"df_exec.run_{row[1]}(" in row[0]
+            # a role the call does not know (more than 50 runners): the call is built per step
+            conn.execute("CREATE OR REPLACE FUNCTION df._runner_call(p_role oid, p_sql text, "
+                         "p_returns_rows boolean, p_search_path text) RETURNS json "
+                         "LANGUAGE sql AS 'SELECT NULL::json'")
+        second = _start(secured["alice"], step)
+        assert wait(secured["alice"], second) == "completed"
+    with connect(secured["alice"]) as conn:
+        for iid in (first, second):
+            res = conn.execute("SELECT df.result(%s)::jsonb", (iid,)).fetchone()
+            assert res is not None and res[0]["rows"] == [{"cu": "alice_t"}]
+        for fn in ("df._runner_call(oid, text, boolean, text)", "df._write_runner_call()"):
+            allowed = conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()
+            assert allowed == (False,), fn
