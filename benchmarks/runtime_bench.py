@@ -12,7 +12,8 @@ Starts a fresh embedded PostgreSQL in a temporary directory, installs the df sch
 With ``--cpu``: CPU time per step instead (the worker's process and its server backends, from
 /proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
 server so that fsync waits, which vary a lot on shared machines, do not hide it; and the WAL a
-step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included).
+step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included)
+and the start-to-first-step latency without fsync waits.
 Not a test: numbers depend on the machine.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -250,6 +252,12 @@ def idle_worker_rss(dsn: str) -> float:
         proc.wait(30)
 
 
+def _remove(server: Any, base: Path) -> None:
+    """Stop the bench's server and delete its data directory."""
+    server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chains", type=int, default=40, help="chains per scenario")
@@ -285,7 +293,9 @@ def main() -> None:
                 f"{wal[0] / steps:4.1f} records, {wal[1] / steps:5.0f} bytes, "
                 f"{wal[2] / steps:4.2f} commits"
             )
-        server.cleanup()
+        p50, p99 = start_latency(dsn, args.samples)
+        print(f"start -> first step (no fsync): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        _remove(server, base)
         return
 
     results: dict[str, Any] = {}
@@ -298,7 +308,7 @@ def main() -> None:
     results["start_latency_ms_p50"] = p50
     results["start_latency_ms_p99"] = p99
     results["idle_worker_rss_mb"] = idle_worker_rss(dsn)
-    server.cleanup()
+    _remove(server, base)
 
     results["ratio_1"] = results["steps_per_s_1"] / results["pgbench_tps_1"]
     results["ratio_16"] = results["steps_per_s_16"] / results["pgbench_tps_16"]
