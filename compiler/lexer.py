@@ -334,7 +334,7 @@ def lex(source: SourceFile) -> list[Lexeme]:
                 pos = size
                 break
             kind = kinds[number]
-            decided = False
+            decided = retype = False
             if kind in special:
                 if kind == WHITESPACE:  # what the ASCII whitespace before a token leaves to WS
                     continue
@@ -342,6 +342,7 @@ def lex(source: SourceFile) -> list[Lexeme]:
                     decided = True
                     found = exact(text, found.end(1))
                     kind = exact_kinds[found.lastindex]
+                retype = kind in callbacks
             start = found.end(1)  # the token starts after the whitespace before it
             end = found.end()
             # Advance to the lines of the token's start and end.
@@ -356,7 +357,7 @@ def lex(source: SourceFile) -> list[Lexeme]:
                 following = starts[line + 1]
                 line += 1
             value = text[start:end]
-            if kind in callbacks:
+            if retype:
                 key = (kind, value)
                 typed = retyped.get(key)
                 if typed is None:
