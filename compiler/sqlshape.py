@@ -111,8 +111,17 @@ def _quick_shape(text: str) -> Shape | None:
         # operation or VALUES has none): its columns are the select list's.
         if not text.startswith('"targetList":', opening.end()):
             return None
-        targets, _ = _DECODER.raw_decode(text, opening.end() + len('"targetList":'))
-        return Shape(kind=kind, columns=_target_names(targets), select_tree=text)
+        columns = (
+            _plain_target_names(text, opening.end() + len('"targetList":'))
+            # Without another statement node or XML expression, every ResTarget in the tree is
+            # an entry of the select list.
+            if text.count(_STATEMENT_NODE) == 1 and '"XmlExpr"' not in text
+            else _UNDECIDED
+        )
+        if columns is _UNDECIDED:
+            targets, _ = _DECODER.raw_decode(text, opening.end() + len('"targetList":'))
+            columns = _target_names(targets)
+        return Shape(kind=kind, columns=columns, select_tree=text)
     if kind not in _DML_KINDS or '"returningList":' in text:
         return None
     # With one data-changing statement in the tree, a RETURNING clause in it is the top one's.
@@ -121,7 +130,18 @@ def _quick_shape(text: str) -> Shape | None:
     at = text.find('"returningClause":')
     if at == -1:
         return Shape(kind=kind, columns=())
-    returning, _ = _DECODER.raw_decode(text, at + len('"returningClause":'))
+    at += len('"returningClause":')
+    if (
+        text.startswith('{"exprs":', at)
+        # Only a WITH clause comes after the RETURNING clause; without a statement node or an
+        # XML expression there, every ResTarget from here on is an entry of the clause.
+        and text.find(_STATEMENT_NODE, at) == -1
+        and text.find('"XmlExpr"', at) == -1
+    ):
+        columns = _plain_target_names(text, at + len('{"exprs":'))
+        if columns is not _UNDECIDED:
+            return Shape(kind=kind, columns=columns)
+    returning, _ = _DECODER.raw_decode(text, at)
     exprs = returning.get("exprs") if isinstance(returning, dict) else None
     return Shape(kind=kind, columns=_target_names(exprs) if exprs else ())
 
@@ -321,6 +341,76 @@ def _colname(node: JsonNode) -> str | None:
     if kind in _FUNCTION_LIKE:
         return _FUNCTION_LIKE[kind]
     return ""
+
+
+# Reading a select list without decoding it (:func:`_plain_target_names`).
+_UNDECIDED: tuple[str, ...] = ("<undecided>",)  # compared by identity
+# The end of a statement node's name (``"SelectStmt":{``, ``"InsertStmt":{``, …).
+_STATEMENT_NODE = 'Stmt":{'
+_TARGET = '{"ResTarget":{'
+_JSON_STRING = r'"((?:[^"\\]|\\.)*)"'
+_NAMED = re.compile(r'"name":' + _JSON_STRING)
+# An unnamed entry's expression: its node kind, and for a column reference its fields.
+_VALUE = re.compile(r'"val":\{"(\w+)":\{')
+_FIELDS = re.compile(
+    r'"fields":\[(?:\{"String":\{"sval":(?:"(?:[^"\\]|\\.)*")\}\},)*'
+    r'\{"String":\{"sval":' + _JSON_STRING + r"\}\}\]"
+)
+# The expression kinds :func:`_colname` names by looking inside them (all others: "").
+_NAMED_BY_CONTENT = frozenset(
+    {
+        "ColumnRef",
+        "A_Indirection",
+        "FuncCall",
+        "TypeCast",
+        "CollateClause",
+        "SubLink",
+        "MinMaxExpr",
+        "SQLValueFunction",
+        *_FUNCTION_LIKE,
+    }
+)
+
+
+def _plain_target_names(text: str, start: int) -> tuple[str, ...] | None:
+    """:func:`_target_names` of the target list at ``start``, read without decoding it.
+
+    The caller knows that every ``ResTarget`` from ``start`` on is an entry of this list.
+    Decided where each entry is named, a plain column reference or an expression named by its
+    kind alone; else ``_UNDECIDED``. As in :func:`_quick_shape`, the substring tests are exact
+    because a quote inside a JSON string is escaped.
+    """
+    names: list[str] = []
+    at = text.find(_TARGET, start)
+    if at != start + 1:  # the list opens with its first entry
+        return _UNDECIDED
+    while at != -1:
+        body = at + len(_TARGET)
+        named = _NAMED.match(text, body)
+        if named is not None:
+            name = named.group(1)
+        else:
+            value = _VALUE.match(text, body)
+            if value is None:
+                return _UNDECIDED
+            kind = value.group(1)
+            if kind == "ColumnRef":
+                fields = _FIELDS.match(text, value.end())
+                if fields is None:
+                    return (
+                        None if text.startswith('"fields":[{"A_Star"', value.end()) else _UNDECIDED
+                    )
+                name = fields.group(1)
+            elif kind in _NAMED_BY_CONTENT:
+                return _UNDECIDED
+            else:
+                name = "?column?"
+        if "\\" in name:
+            name = json.loads(f'"{name}"')
+        if name not in names:
+            names.append(name)
+        at = text.find(_TARGET, body)
+    return tuple(names)
 
 
 # ---------------------------------------------------------------------------------------------
