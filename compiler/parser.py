@@ -253,6 +253,11 @@ def _statements(
     previous: Lexeme | None = None
     for token in tokens:
         kind = token.type
+        if kind in _PLAIN:  # most tokens: parsed, and never the start of an operator run
+            if error is None:
+                previous = token
+                current.append(token)
+            continue
         if kind in _NOT_PARSED:
             if kind in TRIVIA:
                 if kind != "WS":
@@ -288,6 +293,9 @@ def _statements(
 
 
 _PG_OPERATOR_CHARS = frozenset("+-*/<>=~!@#%^&|`?")
+# The commonest terminals, none of which can begin with one of those characters: a string
+# (', E, $), a name (a letter, _ or a non-ASCII character), ( ) , and the dot.
+_PLAIN = frozenset({"STRING", "IDENT", "LPAR", "RPAR", "COMMA", "DOT"})
 # Tokens that are not fed to the automaton: trivia, statement ends and lexical errors.
 _NOT_PARSED = TRIVIA | {"SEMICOLON", "STRAY", *_LEX_ERRORS}
 
