@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.frozen import quick_init
+
 OPERATORS = {
     "seq": "~>",
     "race": "|",
@@ -45,6 +47,7 @@ _RIGHT_OPERANDS = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Regrouping:
     """A right operand pg_durable reads differently; offsets are file offsets."""
@@ -56,12 +59,11 @@ class Regrouping:
     first_term_end: int  # where the operand's first term (pg_durable's right operand) ends
 
 
-@dataclass(slots=True)
-class _Operation:
-    value: Any  # kept, so that its id() is not reused while the statement is lowered
-    kind: str
-    first_term_end: int
-    plain_bind: bool  # ``x |=> 'n'`` where x is a single term
+# What :class:`Grouping` keeps of an operator expression, by the id() of its value: (the value,
+# kept so that its id() is not reused while the statement is lowered; the operator's kind;
+# where its first term ends; whether it is ``x |=> 'n'`` with x a single term). A plain tuple:
+# one is made per operator.
+_Operation = tuple[Any, str, int, bool]
 
 
 class Grouping:
@@ -79,13 +81,18 @@ class Grouping:
     def operator(self, kind: str, value: Any, operands: list[Any]) -> None:
         """``value`` is the result of operator ``kind`` over ``operands``."""
         operations = self._operations
-        first = operations.get(id(operands[0]))
-        first_term_end = first.first_term_end if first is not None else self._end(operands[0])
+        left = operands[0]
+        first = operations.get(id(left))
+        if first is not None:
+            first_term_end = first[2]
+        else:
+            ended = self._ends.get(id(left))
+            first_term_end = ended[1] if ended is not None else left.span.end
         symbol = _N_ARY.get(kind)
         if symbol is not None:
             for operand in operands[1:]:
                 found = operations.get(id(operand))
-                if found is not None and not (kind == "seq" and found.plain_bind):
+                if found is not None and not (kind == "seq" and found[3]):
                     self._regrouped(symbol, operand, found)
         else:
             for symbol, index in _RIGHT_OPERANDS.get(kind, ()):
@@ -94,25 +101,15 @@ class Grouping:
                 if found is not None:
                     self._regrouped(symbol, operand, found)
         if kind != "loop":
-            plain_bind = kind == "bind" and first is None
-            operations[id(value)] = _Operation(value, kind, first_term_end, plain_bind)
+            operations[id(value)] = (value, kind, first_term_end, kind == "bind" and first is None)
 
     def _regrouped(self, operator: str, operand: Any, found: _Operation) -> None:
         """``operand``, the operation ``found``, is the right operand of ``operator``."""
         span = operand.span
-        self.found.append(
-            Regrouping(operator, OPERATORS[found.kind], span.start, span.end, found.first_term_end)
-        )
+        self.found.append(Regrouping(operator, OPERATORS[found[1]], span.start, span.end, found[2]))
 
     def term(self, value: Any, end: int) -> None:
         """``value`` is handed up as a single term (parenthesised, cast) ending at ``end``."""
         self._operations.pop(id(value), None)
         if value.span.end != end:
             self._ends[id(value)] = (value, end)
-
-    def _end(self, value: Any) -> int:
-        kept = self._ends.get(id(value))
-        if kept is not None:
-            return kept[1]
-        end: int = value.span.end
-        return end

@@ -77,6 +77,7 @@ def lower(parsed: ParseResult) -> ir.Program:
 # Lowering makes a span for most rules and a text for every literal: the quickest way.
 _new_span = factory(Span)
 _new_text = factory(ir.Text)
+_new_sql = factory(ir.Sql)
 
 
 def _span(first: Bound, last: Bound) -> Span:
@@ -580,6 +581,12 @@ class Lowerer(NodeBuilders):
     def _bind(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         span = _span(first, last)
         value = kept[0]
+        if type(value) is StrValue:
+            # The commonest case, a named SQL step: made with its name and span at once,
+            # which is what naming the step as_step makes would give (it has no name yet).
+            name = self.as_name(kept[1])
+            sql = None if name is None else _new_sql(span, name, value.text)
+            return self._operator("bind", kept, span, sql)
         target = value.node if type(value) is NodeValue else self.as_step(value, "step to name")
         name = self.as_name(kept[1])
         node = None
@@ -595,7 +602,12 @@ class Lowerer(NodeBuilders):
             text = token.value
             # An unquoted name (the common case, inlined from _ident) folds to lower case.
             parts.append(text.lower() if text[0] != '"' else _ident(token))
-        return _QualifiedName(parts, first, last)
+        # One per call: its slots are set here rather than through a call of __init__.
+        name = _new_value(_QualifiedName)
+        name.parts = parts
+        name.first = first
+        name.last = last
+        return name
 
     def _positional(self, kept: list[Any], first: Bound, last: Bound) -> _Arg:
         # One per argument: its slots are set here rather than through a call of __init__.
