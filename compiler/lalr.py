@@ -188,6 +188,17 @@ def _keeper(size: int, pick: tuple[tuple[int, bool] | None, ...] | None) -> Any:
             "None" if entry is None else ("*" if entry[1] else "") + value(entry[0])
             for entry in pick
         ]
+    if items and items[0].startswith("*") and not any(item.startswith("*") for item in items[1:]):
+        # The first kept child is spliced: the list of an inlined rule (``__args_star: arg |
+        # __args_star "," arg``), which nothing but its place on the stack refers to, and that
+        # place is overwritten by this reduction's value. It is extended in place instead of
+        # copied, so that a list of n items is built in n steps, not n copies.
+        items[0] = items[0][1:]
+        if len(items) == 1:
+            return eval(f"lambda v: {items[0]}")
+        if len(items) == 2:
+            return eval(f"lambda v: (kept := {items[0]}).append({items[1]}) or kept")
+        return eval(f"lambda v: (kept := {items[0]}).extend(({', '.join(items[1:])})) or kept")
     return eval(f"lambda v: [{', '.join(items)}]")  # built above from integers only
 
 
