@@ -14,6 +14,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import orjson
+
 from compiler import ir
 from compiler.refs import scan_sql, scan_text
 from compiler.sqlshape import analyse
@@ -50,9 +52,36 @@ _CANONICAL = json.JSONEncoder(
 
 
 def plan_hash(plan: dict[str, Any]) -> str:
-    """``sha256:`` of the canonical JSON of ``plan`` without ``hash`` and ``compiler``."""
+    """``sha256:`` of the canonical JSON of ``plan`` without ``hash`` and ``compiler``.
+
+    This is the definition (``docs/plan-format.md``); the emitter computes the same bytes
+    faster with :func:`_quick_hash` where it can.
+    """
     body = {k: v for k, v in plan.items() if k not in ("hash", "compiler")}
     return "sha256:" + hashlib.sha256(_CANONICAL.encode(body).encode("utf-8")).hexdigest()
+
+
+def _quick_hash(plan: dict[str, Any]) -> str:
+    """:func:`plan_hash`, with orjson writing the canonical JSON (about five times faster).
+
+    orjson writes the same bytes as the canonical encoder for strings, keys, integers, true,
+    false and null, and for every finite float whose ``repr`` has no exponent: only the
+    spelling of exponents (``1e-05`` / ``0.00001``, ``1e+16`` / ``1e16``) and of NaN and the
+    infinities differ. So the emitter calls this only for plans without such floats, and
+    anything orjson refuses (integers beyond 64 bits, keys that are not strings) falls back.
+    """
+    body = {k: v for k, v in plan.items() if k not in ("hash", "compiler")}
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return plan_hash(plan)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def orjson_spells_like_json(value: float) -> bool:
+    """Whether orjson writes the float ``value`` exactly as the canonical encoder does."""
+    spelled = repr(value)
+    return "e" not in spelled and "n" not in spelled  # exponents, "nan", "inf"
 
 
 def dumps(plan: dict[str, Any]) -> str:
@@ -73,6 +102,8 @@ class _Emitter:
         self.nodes: list[dict[str, Any]] = []
         self.bindings: dict[str, list[str]] = {}
         self.variables: set[str] = set()
+        # False once the plan holds a value orjson may spell differently (see _quick_hash).
+        self.quick_hash = True
 
     def plan(self) -> dict[str, Any]:
         workflow = self.workflow
@@ -99,7 +130,7 @@ class _Emitter:
             },
             "nodes": self.nodes,
         }
-        plan["hash"] = plan_hash(plan)
+        plan["hash"] = _quick_hash(plan) if self.quick_hash else plan_hash(plan)
         return plan
 
     def node(self, node: ir.Node) -> str:
@@ -204,23 +235,30 @@ class _Emitter:
                 if isinstance(value, str):
                     self.variables.update(v.name for v in scan_text(value).variables)
         entry["parts"] = parts
+        self.quick_hash = False  # JSON from the source: may hold any number
         entry["headers"] = self.headers(node.headers)
         entry["timeout_seconds"] = node.timeout_seconds
 
     def _retry(self, node: ir.Retry, entry: dict[str, Any]) -> None:
         entry["body"] = self.node(node.body)
         entry["max_attempts"] = node.max_attempts
-        entry["initial_delay_seconds"] = _number(node.initial_delay_seconds)
-        entry["backoff_factor"] = _number(node.backoff_factor)
-        entry["max_delay_seconds"] = _number(node.max_delay_seconds)
+        entry["initial_delay_seconds"] = self.number(node.initial_delay_seconds)
+        entry["backoff_factor"] = self.number(node.backoff_factor)
+        entry["max_delay_seconds"] = self.number(node.max_delay_seconds)
 
     def _timeout(self, node: ir.Timeout, entry: dict[str, Any]) -> None:
         entry["body"] = self.node(node.body)
-        entry["seconds"] = _number(node.seconds)
+        entry["seconds"] = self.number(node.seconds)
 
     def _undo(self, node: ir.Undo, entry: dict[str, Any]) -> None:
         entry["body"] = self.node(node.body)
         entry["undo"] = self.node(node.undo)
+
+    def number(self, value: float) -> int | float:
+        number = _number(value)
+        if isinstance(number, float) and not orjson_spells_like_json(number):
+            self.quick_hash = False
+        return number
 
     def headers(self, headers: ir.Json | None) -> dict[str, str] | None:
         if headers is None or not isinstance(headers.value, dict):
