@@ -60,8 +60,22 @@ class _Reduce:
     goto: list[int] = field(default_factory=list, compare=False)
 
 
-# An LALR action: (True, next_state) to shift, or (False, _Reduce) to reduce.
+# An LALR action as :func:`tables` reads it: (True, next_state) to shift, or (False, _Reduce).
 _Action = tuple[bool, Any]
+
+# What :func:`drive` does for an action, the first item of an :data:`Step`.
+SHIFT = 0
+PASS = 1  # a pass-through reduction: the value stays, the top state changes
+REDUCE = 2  # the rule's callback makes its value
+INLINE = 3  # an inlined ``_rule``: its kept children are its value, spliced into the parent
+SINGLE = 4  # a ``?rule``: a lone kept child is handed up, else the callback makes the value
+# An action ready for the driver's loop, one flat tuple unpacked in one step:
+# (SHIFT, next_state, None, None, 0), (PASS, targets, None, None, 0) where ``targets`` is the
+# top state after the pass-through chain indexed by the state below (None until first met), or
+# (REDUCE | INLINE | SINGLE, goto, keep, callback, cut) where ``goto`` is the rule's goto
+# column, ``keep`` reads its kept children off the stack and ``cut`` is where its symbols
+# begin on the stack (0 for a one-symbol rule, which leaves the stack as long as it was).
+Step = tuple[int, Any, Any, Any, int]
 
 
 @dataclass(frozen=True)
@@ -70,28 +84,33 @@ class Tables:
 
     actions: dict[int, dict[str, _Action]]
     gotos: dict[int, dict[str, int]]
-    rows: list[dict[str, _Action]]  # ``actions`` indexed by state (states are 0, 1, ...)
     start: int
     end: int
     # The callbacks that make Lark's trees, one per ``_Reduce.key``.
     trees: dict[str, Callback]
-    # (state below, state on top, lookahead) -> the top state after every pass-through
-    # reduction that follows; filled as the parser meets new combinations.
-    chains: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # (top state, lookahead) of each pass-through action -> the top state after every
+    # pass-through reduction that follows, by the state below (None until the parser meets
+    # the combination). Shared by every :class:`Automaton`: it does not depend on callbacks.
+    chains: dict[tuple[int, str], list[int | None]] = field(default_factory=dict)
 
     def chain(self, below: int, top: int, kind: str) -> int:
         """Apply consecutive pass-through reductions: each replaces only the top state."""
-        key = (below, top, kind)
-        found = self.chains.get(key)
-        if found is None:
-            found = top
-            while True:
-                shift, arg = self.actions[found].get(kind, (True, None))
-                if shift or not arg.passthrough:
-                    break
-                found = self.gotos[below][arg.name]
-            self.chains[key] = found
+        found = top
+        while True:
+            shift, arg = self.actions[found].get(kind, (True, None))
+            if shift or not arg.passthrough:
+                break
+            found = self.gotos[below][arg.name]
+        self.chains[top, kind][below] = found
         return found
+
+
+@dataclass(frozen=True)
+class Automaton:
+    """The tables with each rule's callback placed in its actions, for :func:`drive`."""
+
+    tables: Tables
+    rows: list[dict[str, Step]]  # by state (states are 0, 1, ...): lookahead -> action
 
 
 @cache
@@ -121,9 +140,57 @@ def tables() -> Tables:
     for reduce in reduces.values():
         reduce.goto.extend(gotos[state].get(reduce.name, -1) for state in states)
     trees: dict[str, Callback] = {r.key: partial(_tree, r.data) for r in reduces.values()}
-    rows = [actions[state] for state in states]
     start, end = table.start_states["start"], table.end_states["start"]
-    return Tables(actions, gotos, rows, start, end, trees)
+    chains: dict[tuple[int, str], list[int | None]] = {
+        (state, kind): [None] * len(states)
+        for state, row in actions.items()
+        for kind, (shift, arg) in row.items()
+        if not shift and arg.passthrough
+    }
+    return Tables(actions, gotos, start, end, trees, chains)
+
+
+def automaton(callbacks: Mapping[str, Callback] | None = None) -> Automaton:
+    """The automaton whose reductions call ``callbacks`` (Lark's trees when None).
+
+    Build it once and drive many statements with it: each action becomes the flat tuple
+    :func:`drive` unpacks (:data:`Step`), with the rule's callback in it.
+    """
+    table = tables()
+    if callbacks is None:
+        return _tree_automaton()
+    rows: list[dict[str, Step]] = []
+    for state in range(len(table.actions)):
+        row: dict[str, Step] = {}
+        for kind, (shift, arg) in table.actions[state].items():
+            row[kind] = _step(table, state, kind, shift, arg, callbacks)
+        rows.append(row)
+    return Automaton(table, rows)
+
+
+@cache
+def _tree_automaton() -> Automaton:
+    return automaton(tables().trees)
+
+
+def _step(
+    table: Tables,
+    state: int,
+    kind: str,
+    shift: bool,
+    arg: Any,
+    callbacks: Mapping[str, Callback],
+) -> Step:
+    if shift:
+        return (SHIFT, arg, None, None, 0)
+    rule: _Reduce = arg
+    if rule.passthrough:
+        return (PASS, table.chains[state, kind], None, None, 0)
+    cut = 3 - 3 * rule.size if rule.size > 1 else 0
+    if rule.inline:
+        return (INLINE, rule.goto, rule.keep, None, cut)
+    code = SINGLE if rule.single else REDUCE
+    return (code, rule.goto, rule.keep, callbacks[rule.key], cut)
 
 
 def _reduce(rule: Any, callback: Any) -> _Reduce:
@@ -214,23 +281,20 @@ Callback = Callable[[list[Any], Bound, Bound], Any]
 _END = "$END"
 
 
-def drive(
-    tokens: Sequence[Bound], *, complete: bool, callbacks: Mapping[str, Callback] | None = None
-) -> Any:
+def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None = None) -> Any:
     """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
 
-    The tokens are :class:`compiler.lexer.Lexeme` records or Lark tokens. Without
-    ``callbacks`` each rule makes Lark's tree and the result is the statement's tree; with
-    them, each rule's value is ``callbacks[name](kept_children, first, last)`` (``name`` is the
-    tree's ``data``, an alias or the rule's name) and the result is the top rule's value. With
-    ``complete=False`` only the tokens are fed (no end of statement), to find a syntax error
-    before a lexical one; the result is then None.
+    The tokens are :class:`compiler.lexer.Lexeme` records or Lark tokens. Without ``machine``
+    each rule makes Lark's tree and the result is the statement's tree; with an
+    :func:`automaton` of callbacks, each rule's value is ``callback(kept_children, first,
+    last)`` (the callback of the tree's ``data``, an alias or the rule's name) and the result is
+    the top rule's value. With ``complete=False`` only the tokens are fed (no end of
+    statement), to find a syntax error before a lexical one; the result is then None.
     """
-    table = tables()
-    if callbacks is None:
-        callbacks = table.trees
-    actions = table.rows
-    chains = table.chains
+    if machine is None:
+        machine = _tree_automaton()
+    table = machine.tables
+    rows = machine.rows
     end_state = table.end
     state = table.start  # the state on top of the stack
     # Three entries per symbol on the stack, flat in one list: its state, its value and its
@@ -243,44 +307,44 @@ def drive(
     if complete:
         stream = [*tokens, _end_of(tokens[-1])]
     # This loop runs once per token and once per reduction of every statement: it is written
-    # for speed (locals for everything, no calls but the rule's own).
+    # for speed (locals for everything, one unpacking per action, no calls but the rule's own).
     for token in stream:
         kind = token.type
         while True:
-            row = actions[state]
             try:
-                shift, arg = row[kind]
+                code, arg, keep, callback, cut = rows[state][kind]
             except KeyError:
-                raise UnexpectedToken(token, set(row)) from None  # type: ignore[no-untyped-call]
-            if shift:
+                expected = set(rows[state])
+                raise UnexpectedToken(token, expected) from None  # type: ignore[no-untyped-call]
+            if code == SHIFT:
                 state = arg
                 stack += (state, token, token)
                 last = token
                 break
-            rule: _Reduce = arg
-            if rule.passthrough:
+            if code == PASS:
                 # The value stays, only the top state changes.
                 below = stack[-6]
-                target = chains.get((below, state, kind))
+                target = arg[below]
                 if target is None:
                     target = table.chain(below, state, kind)
                 state = stack[-3] = target
                 continue
-            size = rule.size
-            kept = rule.keep(stack)
-            if size > 1:
+            kept = keep(stack)
+            if cut:
                 # The reduced run leaves one symbol, in the place of its first: only the
                 # others go, and the first's state and value are overwritten below.
-                del stack[3 - 3 * size :]
-            first = stack[-1]
-            if rule.inline:
-                value: Any = kept  # spliced into the parent by its ``pick``
-            elif rule.single and len(kept) == 1:
+                del stack[cut:]
+            value: Any
+            if code == REDUCE:
+                value = callback(kept, stack[-1], last)
+            elif code == INLINE:
+                value = kept  # spliced into the parent by its ``pick``
+            elif len(kept) == 1:
                 # Handed up as it is; a tree keeps its own positions, as with Lark's propagation.
                 value = kept[0]
             else:
-                value = callbacks[rule.key](kept, first, last)
-            state = rule.goto[stack[-6]]
+                value = callback(kept, stack[-1], last)
+            state = arg[stack[-6]]
             if state == end_state:
                 return value
             stack[-3] = state

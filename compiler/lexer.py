@@ -48,7 +48,9 @@ WHITESPACE = "WS"
 # or (?1).
 _RECURSION = re.compile(r"\(\?(?:&\w+|P>\w+|R|[0-9]+)\)")
 # Where ``re`` and ``regex`` disagree about ``\s`` (str.isspace() against Unicode White_Space).
-_DISPUTED_SPACE = re.compile("[\x1c-\x1f]")
+# Looked for one by one: ``in`` finds a character about a hundred times faster than a search
+# for a character class.
+_DISPUTED_SPACES = ("\x1c", "\x1d", "\x1e", "\x1f")
 # Whitespace skipped before each token: a run that starts with ASCII whitespace, where WS is the
 # only terminal that matches and takes the whole run (a run that starts with a non-ASCII space
 # is a name: IDENT comes first).
@@ -306,7 +308,7 @@ def lex(source: SourceFile) -> list[Lexeme]:
     """
     scan = scanner()
     text = source.text
-    if _DISPUTED_SPACE.search(text) is None:
+    if not any(char in text for char in _DISPUTED_SPACES):
         fast, kinds, triggers = scan.fast, scan.fast_kinds, scan.triggers
     else:
         fast, kinds, triggers = scan.exact, scan.exact_kinds, frozenset()

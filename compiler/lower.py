@@ -28,7 +28,7 @@ from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
 from compiler.frozen import evolve, factory
 from compiler.grouping import Grouping, Regrouping
 from compiler.irwalk import children
-from compiler.lalr import Bound, Callback
+from compiler.lalr import Automaton, Bound, Callback, automaton
 from compiler.lexer import Lexeme
 from compiler.naming import workflow_names
 from compiler.source import SourceFile, Span
@@ -174,6 +174,7 @@ class Lowerer(NodeBuilders):
         self.tokens = 0  # of the statement being lowered
         self._required_params: dict[str, tuple[Param, ...]] = {}
         self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
+        self.machine: Automaton = automaton(self.callbacks)
         self._builders: dict[str, _Builder] = {
             name.removeprefix("_build_"): getattr(self, name)
             for name in dir(self)

@@ -354,7 +354,7 @@ def _parse_statement(
     """Parse and lower one statement; only a syntax error is reported after a syntax error."""
     lowerer.begin(len(tokens))
     try:
-        lowered = drive(tokens, complete=True, callbacks=lowerer.callbacks)
+        lowered = drive(tokens, complete=True, machine=lowerer.machine)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
         return ParsedStatement(tokens, parsed=False)
