@@ -32,7 +32,7 @@ from lark.parse_tree_builder import (
 )
 from lark.tree import Meta
 
-from compiler.lexer import Lexeme, lexeme
+from compiler.lexer import END_OF_STATEMENT, Lexeme
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +173,16 @@ def _tree_automaton() -> Automaton:
     return automaton(tables().trees)
 
 
+@cache
+def recognizer() -> Automaton:
+    """The automaton that only recognises: every rule's value is None."""
+    return automaton(dict.fromkeys(tables().trees, _nothing))
+
+
+def _nothing(kept: list[Any], first: Bound, last: Bound) -> None:
+    return None
+
+
 def _step(
     table: Tables,
     state: int,
@@ -277,15 +287,14 @@ Bound = Any
 # A rule's value made by the caller instead of a tree: from the kept children, and the first and
 # last token the rule spans (for positions).
 Callback = Callable[[list[Any], Bound, Bound], Any]
-# The end of a statement, as the automaton sees it.
-_END = "$END"
 
 
 def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None = None) -> Any:
     """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
 
-    The tokens are :class:`compiler.lexer.Lexeme` records or Lark tokens. Without ``machine``
-    each rule makes Lark's tree and the result is the statement's tree; with an
+    The tokens are :data:`compiler.lexer.Lexeme` tuples; to build Lark's trees, each carries
+    the Lark token of the lexeme as an eighth item. Without ``machine`` each rule makes Lark's
+    tree and the result is the statement's tree; with an
     :func:`automaton` of callbacks, each rule's value is ``callback(kept_children, first,
     last)`` (the callback of the tree's ``data``, an alias or the rule's name) and the result is
     the top rule's value. With ``complete=False`` only the tokens are fed (no end of
@@ -309,7 +318,7 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
     # This loop runs once per token and once per reduction of every statement: it is written
     # for speed (locals for everything, one unpacking per action, no calls but the rule's own).
     for token in stream:
-        kind = token.type
+        kind = token[0]
         while True:
             try:
                 code, arg, keep, callback, cut = rows[state][kind]
@@ -354,30 +363,24 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
 
 def _end_of(last: Bound) -> Lexeme:
     """The end-of-statement token, placed at the statement's last token as Lark places it."""
-    return lexeme(
-        _END,
-        "",
-        last.start_pos,
-        last.end_pos,
-        last.line,
-        last.column,
-        last.end_line,
-        last.end_column,
-    )
+    return (END_OF_STATEMENT, *last[1:7])
 
 
 def _tree(data: Any, children: list[Any], first: Bound, last: Bound) -> Tree[Token]:
-    """Lark's tree of one reduction, with the positions its propagation would give it."""
+    """Lark's tree of one reduction, with the positions its propagation would give it.
+
+    Its tokens are the Lark tokens the lexemes carry (their eighth item).
+    """
     tree = _new_tree(Tree)
     tree.data = data
-    tree.children = children
+    tree.children = [child[7] if type(child) is tuple else child for child in children]
     meta = _new_tree(Meta)
     meta.empty = False
-    meta.start_pos = first.start_pos
-    meta.line = first.line
-    meta.column = first.column
-    meta.end_pos = last.end_pos
-    meta.end_line = last.end_line
-    meta.end_column = last.end_column
+    meta.start_pos = first[1]
+    meta.line = first[3]
+    meta.column = first[4]
+    meta.end_pos = last[2]
+    meta.end_line = last[5]
+    meta.end_column = last[6]
     tree._meta = meta
     return tree

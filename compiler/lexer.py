@@ -21,10 +21,11 @@ the corpus and on random input). It is several times faster than Lark's own loop
   ``re`` passes over an alternative whose first character does not fit (:func:`_alternation`);
 * lines and columns come from the source's index of line starts, walked forward once, instead
   of counting the newlines of every token;
-* tokens are :class:`Lexeme` records (slotted, not Lark's ``str`` subclass ``Token``, which
-  took a microsecond to build), and a terminal's callback (retyping names such as ``select``
-  as the keyword SELECT) runs once per distinct spelling in a file. :meth:`Lexeme.to_token`
-  makes the Lark token where Lark itself must read one (its tree builder, the formatter).
+* tokens are plain tuples of a terminal and positions (:data:`Lexeme`; not Lark's ``str``
+  subclass ``Token``, which took a microsecond to build), without their text, which is sliced
+  out of the file where it is read; a terminal's callback (retyping names such as ``select``
+  as the keyword SELECT) runs once per distinct spelling in a file. :func:`to_token` makes
+  the Lark token where Lark itself must read one (its tree builder, the formatter).
 """
 
 from __future__ import annotations
@@ -68,13 +69,37 @@ _FASTER = {
 }
 
 
-class Lexeme:
-    """One token: its terminal, its text and its positions, under the names Lark's ``Token`` uses.
+# One token: ``(kind, start, end, line, column, end_line, end_column)``, its terminal and its
+# positions (offsets 0-based, lines and columns 1-based, ends just past the last character).
+# A plain tuple because the lexer makes one per token: a tuple display is the quickest record
+# Python builds. Its text is not in it (``text[start:end]`` of the file, see :func:`value`):
+# most tokens' text is never read, and slicing it out of the file cost as much as the record.
+Lexeme = tuple[str, int, int, int, int, int, int]
+# The positions of a lexeme's items, for the code that reads tokens rarely; the hot loops of
+# the parser and of lowering index lexemes with the numbers themselves.
+KIND: Final = 0
+START: Final = 1
+END: Final = 2
+LINE: Final = 3
+COLUMN: Final = 4
+END_LINE: Final = 5
+END_COLUMN: Final = 6
 
-    ``str()`` and ``len()`` give the text, as for a Lark token; offsets are 0-based, lines and
-    columns 1-based, and the ends point just past the last character. A plain slotted class
-    because the lexer makes one per token: it is built by setting its slots directly
-    (:func:`lex`), several times faster than a Lark token or a named tuple.
+
+def value(lexeme: Lexeme, text: str) -> str:
+    """The text of a lexeme of the file ``text`` (the end of a statement has none)."""
+    return "" if lexeme[KIND] == END_OF_STATEMENT else text[lexeme[START] : lexeme[END]]
+
+
+# The end of a statement, as Lark's parser sees it.
+END_OF_STATEMENT = "$END"
+
+
+class TokenView:
+    """A lexeme with its text, under the names Lark's ``Token`` uses.
+
+    For the code that reads tokens seldom and by name (syntax errors, lexical errors): ``str()``
+    and ``len()`` give the text, as for a Lark token.
     """
 
     __slots__ = (
@@ -88,14 +113,10 @@ class Lexeme:
         "value",
     )
 
-    type: str
-    value: str
-    start_pos: int
-    end_pos: int
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+    def __init__(self, lexeme: Lexeme, text: str) -> None:
+        self.type, self.start_pos, self.end_pos, self.line, self.column = lexeme[:5]
+        self.end_line, self.end_column = lexeme[5:]
+        self.value = value(lexeme, text)
 
     def __str__(self) -> str:
         return self.value
@@ -104,46 +125,13 @@ class Lexeme:
         return len(self.value)
 
     def __repr__(self) -> str:
-        return f"Lexeme({self.type!r}, {self.value!r})"
-
-    def to_token(self) -> Token:
-        """The same token as Lark's lexer makes it."""
-        return Token(
-            self.type,
-            self.value,
-            self.start_pos,
-            self.line,
-            self.column,
-            self.end_line,
-            self.end_column,
-            self.end_pos,
-        )
+        return f"TokenView({self.type!r}, {self.value!r})"
 
 
-def lexeme(
-    kind: str,
-    value: str,
-    start: int,
-    end: int,
-    line: int,
-    column: int,
-    end_line: int,
-    end_column: int,
-) -> Lexeme:
-    """A :class:`Lexeme` from its fields (the lexer's loop sets them inline instead)."""
-    made = _new_lexeme(Lexeme)
-    made.type = kind
-    made.value = value
-    made.start_pos = start
-    made.end_pos = end
-    made.line = line
-    made.column = column
-    made.end_line = end_line
-    made.end_column = end_column
-    return made
-
-
-_new_lexeme: Final = object.__new__
+def to_token(lexeme: Lexeme, text: str) -> Token:
+    """The token Lark's lexer makes for a lexeme of the file ``text``."""
+    kind, start, end, line, column, end_line, end_column = lexeme
+    return Token(kind, value(lexeme, text), start, line, column, end_line, end_column, end)
 
 
 @dataclass(frozen=True)
@@ -304,7 +292,8 @@ def lex(source: SourceFile) -> list[Lexeme]:
     """The tokens of the file, comments included and whitespace left out.
 
     Tokens carry the positions Lark's lexer gives them (offsets, 1-based lines and columns,
-    ends). STRAY matches any other character, so lexing is total.
+    ends); :func:`value` gives their text. STRAY matches any other character, so lexing is
+    total.
     """
     scan = scanner()
     text = source.text
@@ -324,7 +313,6 @@ def lex(source: SourceFile) -> list[Lexeme]:
     following = starts[1]  # where the next line starts
     tokens: list[Lexeme] = []
     add = tokens.append
-    new = _new_lexeme
     pos, size = 0, len(text)
     # The loop runs once per token of the file: it is written for speed, with the rare cases
     # (whitespace left to WS, a trigger, a retyping callback) behind one set lookup.
@@ -358,24 +346,14 @@ def lex(source: SourceFile) -> list[Lexeme]:
                 line_start = following
                 following = starts[line + 1]
                 line += 1
-            value = text[start:end]
             if retype:
-                key = (kind, value)
+                key = (kind, text[start:end])
                 typed = retyped.get(key)
                 if typed is None:
                     # Lark's callbacks here only retype a token (keywords lexed as names).
-                    typed = retyped[key] = callbacks[kind](Token(kind, value)).type
+                    typed = retyped[key] = callbacks[kind](Token(*key)).type
                 kind = typed
-            token = new(Lexeme)
-            token.type = kind
-            token.value = value
-            token.start_pos = start
-            token.end_pos = end
-            token.line = token_line
-            token.column = column
-            token.end_line = line
-            token.end_column = end - line_start + 1
-            add(token)
+            add((kind, start, end, token_line, column, line, end - line_start + 1))
             if decided:
                 pos = end
                 break  # restart the fast scan after the token the exact pattern matched

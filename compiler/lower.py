@@ -29,7 +29,7 @@ from compiler.frozen import evolve, factory
 from compiler.grouping import Grouping, Regrouping
 from compiler.irwalk import children
 from compiler.lalr import Automaton, Bound, Callback, automaton
-from compiler.lexer import Lexeme
+from compiler.lexer import END, KIND, START, Lexeme
 from compiler.naming import workflow_names
 from compiler.source import SourceFile, Span
 from compiler.strings import StringError, decode
@@ -82,9 +82,7 @@ _new_sql = factory(ir.Sql)
 
 def _span(first: Bound, last: Bound) -> Span:
     """The span from the start of ``first`` to the end of ``last``."""
-    return _new_span(
-        first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
-    )
+    return _new_span(first[1], last[2], first[3], first[4], last[5], last[6])
 
 
 # Lowering once recursed about four frames per nesting level, so the recursion limit decided how
@@ -168,6 +166,7 @@ class Lowerer(NodeBuilders):
 
     def __init__(self, source: SourceFile, catalogue: Catalogue | None = None) -> None:
         self.source = source
+        self.text = source.text
         self.catalogue = catalogue or load_catalogue()
         self.sink = DiagnosticSink()
         self.grouping = Grouping()
@@ -214,10 +213,9 @@ class Lowerer(NodeBuilders):
         span = _span(first, last)
         statement = self.statement(kept[0], span)
         if isinstance(statement, ir.Workflow) and _too_deep(statement.body, self.tokens):
-            start = first.start_pos
             self.sink.add(
                 "DFC111",
-                self.source.span(start, start + len(first)),
+                self.source.span(first[START], first[END]),
                 "this statement is nested too deeply to compile",
                 hint="Split the workflow into smaller workflows or flatten long chains.",
             )
@@ -301,34 +299,32 @@ class Lowerer(NodeBuilders):
 
     def _paren(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         value: Value = kept[0]
-        self.grouping.term(value, last.end_pos)
+        self.grouping.term(value, last[END])
         return value
 
     def _literal(self, kept: list[Any], first: Bound, last: Bound) -> Value:
-        span = _new_span(
-            first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column
-        )
+        start = first[1]
+        span = _new_span(start, last[2], first[3], first[4], last[5], last[6])
         if len(kept) == 1:
             # The commonest rule of all (one per literal): its common case is inlined here.
-            token: Lexeme = kept[0]
-            value = token.value
-            if value[0] == "'":
-                body = value[1:-1]
+            text = self.text
+            if text[start] == "'":
+                body = text[start + 1 : last[2] - 1]
                 if "''" not in body:
                     # A plain quoted literal: its body is its value (as decode() finds). Its
                     # value's slots are set here rather than through a call of __init__.
                     made = _new_value(StrValue)
                     made.span = span
-                    made.text = _new_text(body, span, ((0, first.start_pos + 1),))
+                    made.text = _new_text(body, span, ((0, start + 1),))
                     made.form = "quote"
                     return made
-            return self._string(token, span)
+            return self._string(kept[0], span)
         return self._strings(kept, span)
 
     def _string(self, token: Lexeme, span: Span) -> Value:
         """One literal: the common case of :meth:`_strings`, without its joining work."""
         try:
-            decoded = decode(token.value, token.start_pos)
+            decoded = decode(self.text[token[START] : token[END]], token[START])
         except StringError as error:
             self.sink.add(
                 "DFC109",
@@ -347,9 +343,9 @@ class Lowerer(NodeBuilders):
         length = 0
         previous: Lexeme | None = None
         for token in tokens:
-            start = token.start_pos or 0
+            start = token[START]
             try:
-                decoded = decode(str(token), start)
+                decoded = decode(self.text[start : token[END]], start)
             except StringError as error:
                 self.sink.add(
                     "DFC109",
@@ -369,9 +365,8 @@ class Lowerer(NodeBuilders):
         return StrValue(span, text, form)
 
     def _continues(self, previous: Lexeme, token: Lexeme, kind: str) -> bool:
-        gap_start = previous.end_pos or 0
-        gap = self.source.text[gap_start : token.start_pos]
-        if kind in ("dollar",) or str(previous).startswith("$"):
+        gap = self.text[previous[END] : token[START]]
+        if kind in ("dollar",) or self.text[previous[START]] == "$":
             self.sink.add(
                 "DFC108",
                 _span(token, token),
@@ -394,9 +389,7 @@ class Lowerer(NodeBuilders):
     def _concat(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         left: Value = kept[0]
         tokens: list[Lexeme] = kept[1:]
-        right = self._strings(
-            tokens, self.source.span(tokens[0].start_pos or 0, tokens[-1].end_pos or 0)
-        )
+        right = self._strings(tokens, self.source.span(tokens[0][START], tokens[-1][END]))
         span = _span(first, last)
         value: Value
         if not isinstance(left, StrValue) or not isinstance(right, StrValue):
@@ -414,9 +407,10 @@ class Lowerer(NodeBuilders):
 
     def _number(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         token: Lexeme = kept[0]
-        if token.type == "INTEGER":
-            return IntValue(_span(first, last), int(token.value))
-        return NumValue(_span(first, last), float(token.value))
+        written = self.text[token[START] : token[END]]
+        if token[KIND] == "INTEGER":
+            return IntValue(_span(first, last), int(written))
+        return NumValue(_span(first, last), float(written))
 
     def _negative(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         inner: Value = kept[0]
@@ -437,13 +431,13 @@ class Lowerer(NodeBuilders):
 
     def _type_name(self, kept: list[Any], first: Bound, last: Bound) -> _TypeName:
         tokens = [t for t in kept if t is not None]
-        name = " ".join(_ident(t) for t in tokens if t.type == "IDENT")
-        is_array = any(t.type == "ARRAY_SUFFIX" for t in tokens)
+        name = " ".join(_ident(self.text, t) for t in tokens if t[KIND] == "IDENT")
+        is_array = any(t[KIND] == "ARRAY_SUFFIX" for t in tokens)
         return _TypeName(name, is_array, _span(first, last))
 
     def _cast(self, kept: list[Any], first: Bound, last: Bound) -> Value:
         value = self._convert(kept[0], kept[1], _span(first, last))
-        self.grouping.term(value, last.end_pos)
+        self.grouping.term(value, last[END])
         return value
 
     def _convert(self, value: Value, type_tree: _TypeName, span: Span) -> Value:
@@ -599,10 +593,11 @@ class Lowerer(NodeBuilders):
 
     def _qualified_name(self, kept: list[Any], first: Bound, last: Bound) -> _QualifiedName:
         parts = []
+        source = self.text
         for token in kept:
-            text = token.value
+            text = source[token[1] : token[2]]
             # An unquoted name (the common case, inlined from _ident) folds to lower case.
-            parts.append(text.lower() if text[0] != '"' else _ident(token))
+            parts.append(text.lower() if text[0] != '"' else _ident(source, token))
         # One per call: its slots are set here rather than through a call of __init__.
         name = _new_value(_QualifiedName)
         name.parts = parts
@@ -702,7 +697,7 @@ class Lowerer(NodeBuilders):
                 continue
             if name_token is not None:
                 seen_named = True
-                name = _ident(name_token)
+                name = _ident(self.text, name_token)
                 param = function.param(name)
                 if param is None:
                     names = [p.name for p in function.params]
@@ -844,8 +839,9 @@ _RULES = (
 )
 
 
-def _ident(token: Lexeme) -> str:
-    text = token.value
+def _ident(source: str, token: Lexeme) -> str:
+    """The name a name token of the file ``source`` stands for."""
+    text = source[token[START] : token[END]]
     if text.startswith('"'):
         return text[1:-1].replace('""', '"')
     return text.lower()

@@ -27,8 +27,8 @@ from compiler import collector, ir
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, Related
 from compiler.grouping import Regrouping
 from compiler.ir import Comment
-from compiler.lalr import drive
-from compiler.lexer import Lexeme, lex
+from compiler.lalr import drive, recognizer
+from compiler.lexer import KIND, START, Lexeme, TokenView, lex, to_token, value
 from compiler.lower import Lowerer
 from compiler.source import SourceFile, Span
 
@@ -97,6 +97,7 @@ class ParsedStatement:
     differently (:mod:`compiler.grouping`).
     """
 
+    text: str  # of the file, which the lexemes point into
     lexemes: list[Lexeme]
     parsed: bool  # False after a syntax error
     lowered: ir.Statement | None = None
@@ -106,14 +107,19 @@ class ParsedStatement:
     @cached_property
     def tokens(self) -> list[Token]:
         """The tokens as Lark makes them (for Lark's own parsers), made on demand."""
-        return [lexeme.to_token() for lexeme in self.lexemes]
+        text = self.text
+        return [to_token(lexeme, text) for lexeme in self.lexemes]
 
     @cached_property
     def tree(self) -> Tree[Token] | None:
         """Lark's parse tree of the statement (None after a syntax error), made on demand."""
         if not self.parsed:
             return None
-        tree: Tree[Token] = drive(self.tokens, complete=True)
+        # Lexemes that carry their Lark token, which the tree holds.
+        carrying = [
+            (*lexeme, token) for lexeme, token in zip(self.lexemes, self.tokens, strict=True)
+        ]
+        tree: Tree[Token] = drive(carrying, complete=True)
         return tree
 
 
@@ -142,7 +148,7 @@ def _parse(source: SourceFile, sink: DiagnosticSink | None) -> ParseResult:
             # Report the first problem of the statement: a syntax error before the bad
             # character (e.g. the SELECT of a sub-query) says more than the character does.
             if not _parse_prefix(source, tokens, sink):
-                _lex_error(source, lex_error, sink)
+                _lex_error(source, TokenView(lex_error, source.text), sink)
             continue
         result.statements.append(_parse_statement(source, tokens, sink, lowerer))
     return result
@@ -211,10 +217,12 @@ def _plain_sql(
     source: SourceFile, tokens: list[Lexeme], lex_error: Lexeme | None, sink: DiagnosticSink
 ) -> bool:
     """Report a SQL statement that is not a workflow (``CREATE ...``, ``SELECT * FROM ...``)."""
-    first = tokens[0] if tokens else None
-    if first is None:
+    if not tokens or tokens[0][KIND] not in ("IDENT", "SELECT"):
         return False
-    following = tokens[1] if len(tokens) > 1 else lex_error
+    text = source.text
+    first = TokenView(tokens[0], text)
+    after = tokens[1] if len(tokens) > 1 else lex_error
+    following = None if after is None else TokenView(after, text)
     start = first.start_pos or 0
     if (
         first.type == "IDENT"
@@ -229,7 +237,7 @@ def _plain_sql(
             "put it in quotes: '" + str(first).upper() + " ...' or $$...$$.",
         )
         return True
-    if first.type == "SELECT" and len(tokens) == 1 and str(lex_error) == "*":
+    if first.type == "SELECT" and len(tokens) == 1 and str(following) == "*":
         sink.add(
             "DFC101",
             source.span(start, start + len(first)),
@@ -248,11 +256,12 @@ def _statements(
 
     Each statement comes with its first lexical error, if any; the tokens are those before it.
     """
+    text = source.text
     current: list[Lexeme] = []
     error: Lexeme | None = None
     previous: Lexeme | None = None
     for token in tokens:
-        kind = token.type
+        kind = token[0]
         if kind in _PLAIN:  # most tokens: parsed, and never the start of an operator run
             if error is None:
                 previous = token
@@ -261,15 +270,9 @@ def _statements(
         if kind in _NOT_PARSED:
             if kind in TRIVIA:
                 if kind != "WS":
-                    span = Span(
-                        token.start_pos,
-                        token.end_pos,
-                        token.line,
-                        token.column,
-                        token.end_line,
-                        token.end_column,
-                    )
-                    result.comments.append(Comment(text=token.value, span=span))
+                    _, start, end, line, column, end_line, end_column = token
+                    span = Span(start, end, line, column, end_line, end_column)
+                    result.comments.append(Comment(text=text[start:end], span=span))
             elif kind == "SEMICOLON":
                 if current or error is not None:
                     yield current, error
@@ -280,10 +283,10 @@ def _statements(
         if error is not None:
             continue
         if (
-            token.value[0] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
+            text[token[1]] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
             and previous is not None
-            and previous.end_pos == token.start_pos
-            and previous.value[-1] in _PG_OPERATOR_CHARS
+            and previous[2] == token[1]
+            and text[token[1] - 1] in _PG_OPERATOR_CHARS
         ):
             _check_operator_run(source, previous, token, result.diagnostics)
         previous = token
@@ -304,23 +307,23 @@ def _check_operator_run(
     source: SourceFile, previous: Lexeme, token: Lexeme, sink: DiagnosticSink
 ) -> None:
     """Warn where PostgreSQL would lex two touching operators as one (``~>@>``)."""
-    first, second = str(previous), str(token)
+    first, second = value(previous, source.text), value(token, source.text)
     if not (set(first) <= _PG_OPERATOR_CHARS and set(second) <= _PG_OPERATOR_CHARS):
         return
     run = first + second
     if run[-1] in "+-" and not set(run) & set("~!@#%^&|`?"):
         return  # PostgreSQL gives the trailing +/- back, as in `=>-1`
-    at = token.start_pos or 0
+    at = token[START]
     sink.add(
         "DFC605",
-        source.span(previous.start_pos or 0, at + len(second)),
+        source.span(previous[START], at + len(second)),
         f"PostgreSQL reads {first}{second} as one operator, so pg_durable would reject this",
         hint="Put a space between the two operators.",
         fixes=(Fix("Insert a space", (Edit(source.span(at, at), " "),)),),
     )
 
 
-def _lex_error(source: SourceFile, token: Lexeme, sink: DiagnosticSink) -> None:
+def _lex_error(source: SourceFile, token: TokenView, sink: DiagnosticSink) -> None:
     start = token.start_pos or 0
     if token.type == "STRAY":
         hint = (
@@ -357,14 +360,16 @@ def _parse_statement(
         lowered = drive(tokens, complete=True, machine=lowerer.machine)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
-        return ParsedStatement(tokens, parsed=False)
-    return ParsedStatement(tokens, True, lowered, lowerer.diagnostics, lowerer.regroupings)
+        return ParsedStatement(source.text, tokens, parsed=False)
+    return ParsedStatement(
+        source.text, tokens, True, lowered, lowerer.diagnostics, lowerer.regroupings
+    )
 
 
 def _parse_prefix(source: SourceFile, tokens: list[Lexeme], sink: DiagnosticSink) -> bool:
     """Feed the tokens before a lexical error; report and return True on a syntax error."""
     try:
-        drive(tokens, complete=False)
+        drive(tokens, complete=False, machine=recognizer())
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
         return True
@@ -400,7 +405,7 @@ def _display_names() -> dict[str, str]:
     return names
 
 
-def describe_token(token: Lexeme | Token) -> str:
+def describe_token(token: TokenView | Token) -> str:
     if token.type == "$END":
         return "end of statement"
     if token.type == "STRING":
@@ -449,9 +454,13 @@ _CONCAT_HINT = (
 
 
 def _syntax_error(
-    source: SourceFile, error: UnexpectedToken, tokens: list[Lexeme], sink: DiagnosticSink
+    source: SourceFile, error: UnexpectedToken, lexemes: list[Lexeme], sink: DiagnosticSink
 ) -> None:
-    token = error.token
+    # The tokens are read by name from here on: views of them, the unexpected one among them
+    # (unless it is the end of the statement).
+    tokens = [TokenView(lexeme, source.text) for lexeme in lexemes]
+    index = next((i for i, lexeme in enumerate(lexemes) if lexeme is error.token), None)
+    token = tokens[index] if index is not None else TokenView(error.token, source.text)
     expected = set(error.expected or ())
     if token.type == "$END":
         _end_error(source, tokens, expected, sink)
@@ -502,7 +511,7 @@ def _terminals_for(*texts: str) -> frozenset[str]:
 
 
 def _end_error(
-    source: SourceFile, tokens: list[Lexeme], expected: set[str], sink: DiagnosticSink
+    source: SourceFile, tokens: list[TokenView], expected: set[str], sink: DiagnosticSink
 ) -> None:
     last = tokens[-1]
     end = last.end_pos or 0
@@ -550,16 +559,18 @@ def _end_error(
     )
 
 
-def _previous(tokens: list[Lexeme], token: Lexeme) -> Lexeme | None:
+def _previous(tokens: list[TokenView], token: TokenView) -> TokenView | None:
     for index, candidate in enumerate(tokens):
         if candidate is token or candidate.start_pos == token.start_pos:
             return tokens[index - 1] if index > 0 else None
     return None
 
 
-def _unclosed_parenthesis(tokens: list[Lexeme], stop: Lexeme | None = None) -> Lexeme | None:
+def _unclosed_parenthesis(
+    tokens: list[TokenView], stop: TokenView | None = None
+) -> TokenView | None:
     """The innermost '(' still open before ``stop`` (or at the end), if any."""
-    stack: list[Lexeme] = []
+    stack: list[TokenView] = []
     for token in tokens:
         if token is stop:
             break
@@ -570,7 +581,7 @@ def _unclosed_parenthesis(tokens: list[Lexeme], stop: Lexeme | None = None) -> L
     return stack[-1] if stack else None
 
 
-def _bare_word_hint(word: Lexeme, tokens: list[Lexeme]) -> str:
+def _bare_word_hint(word: TokenView, tokens: list[TokenView]) -> str:
     text = str(word)
     if word is tokens[0] and difflib.get_close_matches(text.upper(), ["SELECT"], n=1, cutoff=0.6):
         return "Did you mean SELECT?"
@@ -581,9 +592,9 @@ def _bare_word_hint(word: Lexeme, tokens: list[Lexeme]) -> str:
 
 def _hint_for(
     source: SourceFile,
-    token: Lexeme,
-    previous: Lexeme | None,
-    tokens: list[Lexeme],
+    token: TokenView,
+    previous: TokenView | None,
+    tokens: list[TokenView],
     expected: set[str],
 ) -> tuple[str, str]:
     """The code and hint of an unexpected token, from the token and the one before it."""

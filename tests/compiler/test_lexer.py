@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from lark.lexer import BasicLexer, LexerThread
 
 from compiler.firstchars import first_chars, overlap
-from compiler.lexer import _trigger, lex, scanner
+from compiler.lexer import TokenView, _trigger, lex, scanner
 from compiler.parser import lark_parser
 from compiler.source import SourceFile
 
@@ -45,7 +45,8 @@ def expected(text: str) -> list[tuple[object, ...]]:
 
 
 def actual(text: str) -> list[tuple[object, ...]]:
-    return [tuple(getattr(t, f) for f in FIELDS) for t in lex(SourceFile("t.dsql", text))]
+    views = [TokenView(t, text) for t in lex(SourceFile("t.dsql", text))]
+    return [tuple(getattr(t, f) for f in FIELDS) for t in views]
 
 
 def corpus_texts() -> list[tuple[str, str]]:
