@@ -70,11 +70,11 @@ REDUCE = 2  # the rule's callback makes its value
 INLINE = 3  # an inlined ``_rule``: its kept children are its value, spliced into the parent
 SINGLE = 4  # a ``?rule``: a lone kept child is handed up, else the callback makes the value
 # An action ready for the driver's loop, one flat tuple unpacked in one step:
-# (SHIFT, next_state, None, None, 0), (PASS, targets, None, None, 0) where ``targets`` is the
-# top state after the pass-through chain indexed by the state below (None until first met), or
-# (REDUCE | INLINE | SINGLE, goto, keep, callback, cut) where ``goto`` is the rule's goto
-# column, ``keep`` reads its kept children off the stack and ``cut`` is where its symbols
-# begin on the stack (0 for a one-symbol rule, which leaves the stack as long as it was).
+# (SHIFT, next_state, None, None, 0), or (PASS | REDUCE | INLINE | SINGLE, targets, keep,
+# callback, cut) where ``targets`` gives the top state after the reduction by the state below
+# its symbols (:class:`_Targets`), ``keep`` reads its kept children off the stack and ``cut`` is
+# where its symbols begin on the stack (0 for a one-symbol rule, which leaves the stack as long
+# as it was).
 Step = tuple[int, Any, Any, Any, int]
 
 
@@ -88,10 +88,9 @@ class Tables:
     end: int
     # The callbacks that make Lark's trees, one per ``_Reduce.key``.
     trees: dict[str, Callback]
-    # (top state, lookahead) of each pass-through action -> the top state after every
-    # pass-through reduction that follows, by the state below (None until the parser meets
-    # the combination). Shared by every :class:`Automaton`: it does not depend on callbacks.
-    chains: dict[tuple[int, str], list[int | None]] = field(default_factory=dict)
+    # The top states after the reduction of each (state, lookahead), shared by every
+    # :class:`Automaton`: they do not depend on callbacks.
+    targets: dict[tuple[int, str], _Targets] = field(default_factory=dict)
 
     def chain(self, below: int, top: int, kind: str) -> int:
         """Apply consecutive pass-through reductions: each replaces only the top state."""
@@ -101,8 +100,32 @@ class Tables:
             if shift or not arg.passthrough:
                 break
             found = self.gotos[below][arg.name]
-        self.chains[top, kind][below] = found
         return found
+
+
+class _Targets(dict[int, int]):
+    """Where one reduction under one lookahead leaves the automaton, by the state below.
+
+    That is the rule's goto, and then every pass-through reduction (``?seq_expr: race_expr``)
+    the same lookahead makes next: those only replace the top state, so the driver skips them
+    altogether. A pass-through reduction always follows another reduction (its one child is a
+    rule), so it never takes a step of its own. Filled as the parser meets the states below.
+    """
+
+    __slots__ = ("goto", "kind", "table")
+
+    def __init__(self, table: Tables, goto: list[int], kind: str) -> None:
+        super().__init__()
+        self.table = table
+        self.goto = goto
+        self.kind = kind
+
+    def __missing__(self, below: int) -> int:
+        target = self.goto[below]
+        if target != self.table.end:  # the statement is complete: nothing follows
+            target = self.table.chain(below, target, self.kind)
+        self[below] = target
+        return target
 
 
 @dataclass(frozen=True)
@@ -141,13 +164,12 @@ def tables() -> Tables:
         reduce.goto.extend(gotos[state].get(reduce.name, -1) for state in states)
     trees: dict[str, Callback] = {r.key: partial(_tree, r.data) for r in reduces.values()}
     start, end = table.start_states["start"], table.end_states["start"]
-    chains: dict[tuple[int, str], list[int | None]] = {
-        (state, kind): [None] * len(states)
-        for state, row in actions.items()
-        for kind, (shift, arg) in row.items()
-        if not shift and arg.passthrough
-    }
-    return Tables(actions, gotos, start, end, trees, chains)
+    made = Tables(actions, gotos, start, end, trees)
+    for state, row in actions.items():
+        for kind, (shift, arg) in row.items():
+            if not shift:
+                made.targets[state, kind] = _Targets(made, arg.goto, kind)
+    return made
 
 
 def automaton(callbacks: Mapping[str, Callback] | None = None) -> Automaton:
@@ -194,13 +216,14 @@ def _step(
     if shift:
         return (SHIFT, arg, None, None, 0)
     rule: _Reduce = arg
+    targets = table.targets[state, kind]
     if rule.passthrough:
-        return (PASS, table.chains[state, kind], None, None, 0)
+        return (PASS, targets, None, None, 0)
     cut = 3 - 3 * rule.size if rule.size > 1 else 0
     if rule.inline:
-        return (INLINE, rule.goto, rule.keep, None, cut)
+        return (INLINE, targets, rule.keep, None, cut)
     code = SINGLE if rule.single else REDUCE
-    return (code, rule.goto, rule.keep, callbacks[rule.key], cut)
+    return (code, targets, rule.keep, callbacks[rule.key], cut)
 
 
 def _reduce(rule: Any, callback: Any) -> _Reduce:
@@ -330,13 +353,9 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
                 stack += (state, token, token)
                 last = token
                 break
-            if code == PASS:
+            if code == PASS:  # (pass-through reductions after a reduction are skipped)
                 # The value stays, only the top state changes.
-                below = stack[-6]
-                target = arg[below]
-                if target is None:
-                    target = table.chain(below, state, kind)
-                state = stack[-3] = target
+                state = stack[-3] = arg[stack[-6]]
                 continue
             kept = keep(stack)
             if cut:
