@@ -5,9 +5,9 @@ connection options, so that ``RESET ALL`` after a step returns to them. JSON num
 as ``Decimal`` to keep numeric values exact.
 
 Worker sessions are :class:`WorkerConnection` objects, which let the store hold back writes whose
-results nobody reads until the next statement or the end of the transaction, and send them as one
-``df._apply`` call in the same round trip: a step costs two or three round trips instead of one per
-statement.
+results nobody reads until the next statement or the end of the transaction, and send them as the
+session's own prepared statements in the same message: a step costs two or three round trips
+instead of one per statement.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import psycopg.errors
@@ -54,6 +54,7 @@ class _Template:
     names: list[str]  # the placeholder at each occurrence
     order: list[str]  # parameter names in order of first occurrence ($1, $2, …)
     prepared: bytes  # the text with $n placeholders, for PREPARE
+    execute: bytes  # b"EXECUTE dfc_<name>(", once prepared
 
 
 @cache
@@ -70,7 +71,12 @@ def _template(name: str) -> _Template:
         parts.append(text)
         if index < len(names):
             parts.append(names[index].encode())
-    return _Template(parts, names, order, b"".join(prepared).rstrip().rstrip(b";"))
+    text = b"".join(prepared).rstrip().rstrip(b";")
+    # without its leading comment lines: the session's statements are listed (their text
+    # included) by the prepared-statement guard around every step
+    while text.startswith(b"--"):
+        text = text.partition(b"\n")[2].lstrip()
+    return _Template(parts, names, order, text, b"EXECUTE dfc_" + name.encode() + b"(")
 
 
 def dsn_from_environment(explicit: str | None = None) -> str | None:
@@ -131,6 +137,9 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
         kwargs["options"] = f"{WORKER_OPTIONS} -c statement_timeout={int(statement_timeout_ms)}"
         worker_conn = WorkerConnection.connect(dsn, **kwargs)
         worker_conn.chain = True  # a worker goes on to its next claim right after a commit
+        # its statements are prepared by the worker itself (WorkerConnection.bind), not by
+        # psycopg: no bookkeeping per execute, and fewer statements for the guard around steps
+        worker_conn.prepare_threshold = None
         conn: psycopg.Connection[Any] = worker_conn
     else:
         conn = psycopg.connect(dsn, **kwargs)
@@ -151,9 +160,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     """A worker session that packs a step's statements into few round trips.
 
     * Inside a ``transaction()`` block the store may :meth:`hold` a write (an operation of
-      ``df._apply``, see ``sql/schema.sql``) instead of executing it. Held writes travel as one
-      ``df._apply`` call in front of the store's next statement in one simple-protocol message,
-      or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
+      ``df._apply``, see ``sql/schema.sql``) instead of executing it. Held writes travel as
+      ``EXECUTE dfc_<query>(…)`` statements (:meth:`_op_statements`) in front of the store's
+      next statement in one simple-protocol message, or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
       nested block (a savepoint) first sends what was held before it; a block that fails drops
       what was held inside it, as PostgreSQL drops the effects.
     * With :attr:`chain` set, a commit also opens the next transaction (``COMMIT; BEGIN``), which
@@ -201,18 +210,18 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         prepared it, else the query text itself."""
         template = _template(name)
         values = params or {}
-        literals: dict[str, bytes] = {}
-        for key in template.order:
-            literal = self._literal(values[key])
-            if literal is None:  # a type without a fast path: psycopg's own client-side binding
-                if self._binder is None:
-                    self._binder = ClientCursor(self)
-                return self._binder.mogrify(query(name), params).encode(self.pgconn._encoding)
-            literals[key] = literal
+        literal = self._literal
+        found = [literal(values[key]) for key in template.order]
+        if None in found:  # a type without a fast path: psycopg's own client-side binding
+            if self._binder is None:
+                self._binder = ClientCursor(self)
+            return self._binder.mogrify(query(name), params).encode(self.pgconn._encoding)
+        arguments = cast(list[bytes], found)
         if name in self._statements:
-            arguments = b", ".join(literals[key] for key in template.order)
-            return b"EXECUTE dfc_" + name.encode() + (b"(" + arguments + b")" if arguments else b"")
+            return template.execute + b", ".join(arguments) + b")" if arguments \
+                else template.execute[:-1]
         self._wanted.add(name)
+        literals = dict(zip(template.order, arguments, strict=True))
         out = [template.parts[0]]
         for index in range(1, len(template.parts), 2):
             out.append(literals[template.names[index // 2]])
@@ -250,8 +259,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._wanted.clear()
 
     def _literal(self, value: Any) -> bytes | None:
+        kind = type(value)  # the common types first, by their exact type
+        if kind is str:
+            return self._escape.escape_literal(value.encode(self.pgconn._encoding))
+        if kind is int:
+            return str(value).encode()
         if value is None:
             return b"NULL"
+        if kind is Json or kind is Jsonb:
+            text = (value.dumps or dumps)(value.obj)
+            data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
+            return self._escape.escape_literal(data)
         if isinstance(value, bool):
             return b"true" if value else b"false"
         if isinstance(value, int):
@@ -302,8 +320,8 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._held.append(op)
 
     def take_held(self) -> list[bytes]:
-        """The statements to send ahead of the caller's own (the held writes as one df._apply
-        call)."""
+        """The statements to send ahead of the caller's own (the held writes, one statement
+        each)."""
         statements: list[bytes] = []
         if self._open and not self._blocks:
             statements.append(b"COMMIT")  # a statement outside any block: not in the empty one
@@ -313,14 +331,49 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             self._begin = False
         if self._held:
             ops, self._held = self._held, []
-            statements.append(self.bind("apply", {"ops": Json(ops, dumps=fast_dumps)}))
+            for op in ops:
+                statements.extend(self._op_statements(op))
         return statements
+
+    def _op_statements(self, op: list[Any]) -> list[bytes]:
+        """A held write as the worker's own prepared statements (``EXECUTE dfc_<name>(…)`` once
+        prepared): cheaper for the server than interpreting it in df._apply, which is left for
+        operations without a statement of their own."""
+        kind = op[0]
+        if kind == "move" or kind == "insert":
+            params = {"instance_id": op[1], "node_id": op[2], "parent_id": op[3],
+                      "branch": op[4], "status": op[5], "run_at": op[6],
+                      "scope": Json(op[7], dumps=fast_dumps),
+                      "state": Json(op[8], dumps=fast_dumps), "id": op[9]}
+            if kind == "move":
+                params["old"] = op[10]
+                return [self.bind("move_task", params)]
+            return [self.bind("insert_task" if op[9] is None else "insert_task_with_id", params)]
+        if kind == "started":
+            return [self.bind("node_started", {"instance_id": op[1], "node_id": op[2]})]
+        if kind == "finished":
+            return [self.bind("node_finished", {
+                "instance_id": op[1], "node_id": op[2], "status": op[3],
+                "result": Jsonb(op[4], dumps=fast_dumps)})]
+        if kind == "delete":
+            return [self.bind("delete_task", {"id": op[1]})]
+        if kind == "state":
+            return [self.bind("update_task_state",
+                              {"id": op[1], "state": Json(op[2], dumps=fast_dumps)})]
+        if kind == "running":
+            return [self.bind("mark_instance_running", {"id": op[1]})]
+        if kind == "finish":  # the instance ends and keeps no work
+            return [self.bind("finish_instance", {"id": op[1], "status": op[2], "output": op[3]}),
+                    self.bind("drop_instance_tasks", {"id": op[1]})]
+        return [self.bind("apply", {"ops": Json([op], dumps=fast_dumps)})]
 
     def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes]) -> None:
         """Send ``statements`` in one message and leave ``cur`` on the last result."""
         cur.execute(b"; ".join(statements))
-        for _ in range(len(statements) - 1):
-            cur.nextset()
+        if len(statements) > 1:
+            # what nextset() does, straight to the last result (one result per statement):
+            # the ones in between are never read
+            cur._select_current_result(len(statements) - 1)
 
     def reserve_task_id(self) -> int:
         """An id for a task to insert (from df.tasks' sequence, a few at a time)."""

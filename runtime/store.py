@@ -143,17 +143,17 @@ class Store:
 
     def _execute(self, cur: psycopg.Cursor[Any], held: list[bytes], name: str,
                  params: dict[str, Any] | None) -> None:
-        """Run the named query; writes held back so far go in the same message, in front."""
-        if not held:
+        """Run the named query; writes held back so far go in the same message, in front. A
+        worker session sends it as its own prepared statement (see WorkerConnection.bind)."""
+        conn = self.conn
+        if not isinstance(conn, WorkerConnection):
             cur.execute(query(name), params)
             return
-        conn = self.conn
-        assert isinstance(conn, WorkerConnection)
         conn.run_batch(cur, [*held, conn.bind(name, params)])
 
     def _write(self, op: list[Any], name: str, params: dict[str, Any],
                task_id: int | None = None) -> None:
-        """A write whose outcome nobody reads: held back as a df._apply operation ``op`` to
+        """A write whose outcome nobody reads: held back as an operation ``op`` (df._apply's) to
         travel with the next statement when the connection allows it (see
         runtime.connection.WorkerConnection), else the named query at once."""
         conn = self.conn

@@ -493,7 +493,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_runner name := df._runner_name(p_role);
+    v_valid boolean;
     v_prepared bigint;
+    v_refused boolean;
+    v_links boolean;
+    v_unlocked boolean;
 BEGIN
     got := true;
     IF p_lock THEN
@@ -508,21 +512,23 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    -- the full canonical check ran when the runner was created (df._runner_gate_check) and its
-    -- owner cannot change it since; what the step's identity rests on is checked every time
-    IF NOT EXISTS (SELECT 1 FROM pg_proc p
-                    WHERE p.pronamespace = 'df_exec'::regnamespace
-                      AND p.proname = v_runner
-                      AND p.proowner = p_role AND p.prosecdef) THEN
-        RAISE EXCEPTION 'role % has no valid step runner (start a workflow as that role to create it)',
-            p_role USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    -- The full canonical check ran when the runner was created (df._runner_gate_check) and its
+    -- owner cannot change it since; what the step's identity rests on is checked every time.
     -- The session's prepared statements must come out of the step as they went in (a step
     -- that replaced one of the worker's would have it run as the worker). A statement
     -- prepared now carries this statement's start time as its prepare_time, and the worker
     -- prepares none in the message that runs a step: the count tells a statement removed, the
-    -- time one added (or replaced), without comparing names.
-    v_prepared := (SELECT count(*) FROM pg_prepared_statements s);
+    -- time one added (or replaced), without comparing names. One query for both.
+    SELECT EXISTS (SELECT 1 FROM pg_proc p
+                    WHERE p.pronamespace = 'df_exec'::regnamespace
+                      AND p.proname = v_runner
+                      AND p.proowner = p_role AND p.prosecdef),
+           (SELECT count(*) FROM pg_prepared_statements s)
+      INTO v_valid, v_prepared;
+    IF NOT v_valid THEN
+        RAISE EXCEPTION 'role % has no valid step runner (start a workflow as that role to create it)',
+            p_role USING ERRCODE = 'insufficient_privilege';
+    END IF;
     BEGIN
         result_rows := df._runner_call(p_role::oid, p_sql, p_returns_rows, p_search_path);
         IF result_rows IS NULL THEN  -- a role without a static call there
@@ -535,26 +541,30 @@ BEGIN
         GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_state = RETURNED_SQLSTATE;
         result_rows := NULL;
     END;
-    -- The runner set the step's search_path for the rest of the transaction: back to the
-    -- worker's before anything else here looks up a name (else a function or view the step's
-    -- role put in front of pg_catalog would run as the worker). Nothing above it looks one up.
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    IF (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<>) v_prepared
+    -- Session state the step left behind (settings, temporary objects, advisory locks) must
+    -- not reach the worker's own statements or the next role's step. RESET ALL comes first:
+    -- it also sets the worker's search_path (pg_catalog, pg_temp) back in place of the step's,
+    -- which the runner set for the rest of the transaction, before anything here looks up a
+    -- name (else a function, type or view the step's role put in front of pg_catalog would
+    -- run as the worker). It and DISCARD TEMP look up none.
+    RESET ALL;
+    DISCARD TEMP;
+    -- the prepared-statement guard, dblink looked up (after the step, which may have installed
+    -- it itself) and the step's session-level advisory locks released, in one query
+    SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<>) v_prepared
                OR coalesce(pg_catalog.bool_or(s.prepare_time
                                               OPERATOR(pg_catalog.>=) pg_catalog.statement_timestamp()),
-                           false)
-          FROM pg_catalog.pg_prepared_statements s) THEN
+                           false),
+           EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'dblink'),
+           pg_catalog.pg_advisory_unlock_all() IS NULL
+      INTO v_refused, v_links, v_unlocked
+      FROM pg_catalog.pg_prepared_statements s;
+    IF v_refused THEN
         RAISE EXCEPTION 'a workflow step may not PREPARE or DEALLOCATE statements'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Run the statement itself in the step instead of preparing it.';
     END IF;
-    -- session state the step left behind (settings, temporary objects, advisory locks) must
-    -- not reach the worker's own statements or the next role's step
-    RESET ALL;
-    DISCARD TEMP;
-    PERFORM pg_advisory_unlock_all();
-    -- looked up after the step, which may have installed dblink itself
-    IF EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'dblink') THEN
+    IF v_links THEN
         PERFORM df._close_step_links();
     END IF;
     IF error_state IS NULL AND p_parent IS NOT NULL THEN

@@ -164,10 +164,13 @@ def test_users_cannot_forge_state(secured: dict[str, str]) -> None:
             alice.execute("UPDATE df.nodes SET status = 'completed'")
 
 
+@pytest.mark.parametrize("static_call", [True, False])
 def test_the_search_path_of_a_step_does_not_reach_the_workers_statements(
-        secured: dict[str, str]) -> None:
+        secured: dict[str, str], static_call: bool) -> None:
     # the step's search_path puts alice's schema before pg_catalog: the worker's own statements
-    # after the step must not resolve names there (they would run alice's code as the worker)
+    # after the step must not resolve names there (they would run alice's code as the worker).
+    # Without a static call (a role beyond the first 50 runners) the runner is called from
+    # df._run_step_task itself, whose transaction keeps the path the runner set.
     with connect(secured["owner"]) as conn:  # (alice may not create schemas)
         conn.execute("CREATE SCHEMA trap")
         conn.execute("GRANT ALL ON SCHEMA trap TO alice_t")
@@ -187,11 +190,23 @@ def test_the_search_path_of_a_step_does_not_reach_the_workers_statements(
                      "SELECT * FROM pg_catalog.pg_prepared_statements WHERE trap.mark()")
         conn.execute("CREATE TABLE trap.pg_extension (extname name)")
         conn.execute("GRANT SELECT ON trap.pg_extension, trap.pg_prepared_statements TO PUBLIC")
+        conn.execute("""
+            CREATE FUNCTION trap.eq(bigint, bigint) RETURNS boolean LANGUAGE sql
+            AS $$ SELECT $1 OPERATOR(pg_catalog.=) $2
+                      AND (current_user::text OPERATOR(pg_catalog.=) 'alice_t' OR trap.mark()) $$
+            """)  # (alice's own df.start, run with her search_path, uses it too)
+        conn.execute("CREATE OPERATOR trap.= (LEFTARG = bigint, RIGHTARG = bigint, "
+                     "FUNCTION = trap.eq)")
     b = PlanBuilder()
     warm = b.build(b.seq(*[b.sql("SELECT 1") for _ in range(6)]))  # prepared statements
     with running_worker(secured["owner"], concurrency=1):
         first = _start(secured["alice"], warm)
         assert wait(secured["alice"], first) == "completed"
+        if not static_call:  # (alice's runner, accepted by now, got one)
+            with connect(secured["owner"]) as conn:
+                conn.execute("CREATE OR REPLACE FUNCTION df._runner_call(p_role oid, p_sql text, "
+                             "p_returns_rows boolean, p_search_path text) RETURNS json "
+                             "LANGUAGE sql AS 'SELECT NULL::json'")
         with connect(secured["alice"]) as conn:
             conn.execute("SET search_path = trap, pg_catalog")
             row = conn.execute("SELECT df.start(%s)", (json.dumps(warm),)).fetchone()
