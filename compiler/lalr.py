@@ -72,9 +72,9 @@ SINGLE = 4  # a ``?rule``: a lone kept child is handed up, else the callback mak
 # An action ready for the driver's loop, one flat tuple unpacked in one step:
 # (SHIFT, next_state, None, None, 0), or (PASS | REDUCE | INLINE | SINGLE, targets, keep,
 # callback, cut) where ``targets`` gives the top state after the reduction by the state below
-# its symbols (:class:`_Targets`), ``keep`` reads its kept children off the stack and ``cut`` is
-# where its symbols begin on the stack (0 for a one-symbol rule, which leaves the stack as long
-# as it was).
+# its symbols (:meth:`Tables.target`), ``keep`` reads its kept children off the stack and
+# ``cut`` is where its symbols begin on the stack (0 for a one-symbol rule, which leaves the
+# stack as long as it was).
 Step = tuple[int, Any, Any, Any, int]
 
 
@@ -88,9 +88,26 @@ class Tables:
     end: int
     # The callbacks that make Lark's trees, one per ``_Reduce.key``.
     trees: dict[str, Callback]
-    # The top states after the reduction of each (state, lookahead), shared by every
+    # The top states after the reduction of each (state, lookahead), by the state below
+    # (:meth:`target`, None until the parser first meets it). Shared by every
     # :class:`Automaton`: they do not depend on callbacks.
-    targets: dict[tuple[int, str], _Targets] = field(default_factory=dict)
+    targets: dict[tuple[int, str], list[int | None]] = field(default_factory=dict)
+
+    def target(self, state: int, kind: str, below: int) -> int:
+        """Where the reduction of ``state`` under ``kind`` leaves the automaton.
+
+        That is the rule's goto from the state ``below`` its symbols, and then every
+        pass-through reduction (``?seq_expr: race_expr``) the same lookahead makes next:
+        those only replace the top state, so the driver skips them altogether. A pass-through
+        reduction always follows another reduction (its one child is a rule), so it never
+        takes a step of its own.
+        """
+        rule: _Reduce = self.actions[state][kind][1]
+        found = rule.goto[below]
+        if found != self.end:  # the statement is complete: nothing follows
+            found = self.chain(below, found, kind)
+        self.targets[state, kind][below] = found
+        return found
 
     def chain(self, below: int, top: int, kind: str) -> int:
         """Apply consecutive pass-through reductions: each replaces only the top state."""
@@ -101,31 +118,6 @@ class Tables:
                 break
             found = self.gotos[below][arg.name]
         return found
-
-
-class _Targets(dict[int, int]):
-    """Where one reduction under one lookahead leaves the automaton, by the state below.
-
-    That is the rule's goto, and then every pass-through reduction (``?seq_expr: race_expr``)
-    the same lookahead makes next: those only replace the top state, so the driver skips them
-    altogether. A pass-through reduction always follows another reduction (its one child is a
-    rule), so it never takes a step of its own. Filled as the parser meets the states below.
-    """
-
-    __slots__ = ("goto", "kind", "table")
-
-    def __init__(self, table: Tables, goto: list[int], kind: str) -> None:
-        super().__init__()
-        self.table = table
-        self.goto = goto
-        self.kind = kind
-
-    def __missing__(self, below: int) -> int:
-        target = self.goto[below]
-        if target != self.table.end:  # the statement is complete: nothing follows
-            target = self.table.chain(below, target, self.kind)
-        self[below] = target
-        return target
 
 
 @dataclass(frozen=True)
@@ -164,12 +156,13 @@ def tables() -> Tables:
         reduce.goto.extend(gotos[state].get(reduce.name, -1) for state in states)
     trees: dict[str, Callback] = {r.key: partial(_tree, r.data) for r in reduces.values()}
     start, end = table.start_states["start"], table.end_states["start"]
-    made = Tables(actions, gotos, start, end, trees)
-    for state, row in actions.items():
-        for kind, (shift, arg) in row.items():
-            if not shift:
-                made.targets[state, kind] = _Targets(made, arg.goto, kind)
-    return made
+    targets: dict[tuple[int, str], list[int | None]] = {
+        (state, kind): [None] * len(states)
+        for state, row in actions.items()
+        for kind, (shift, _) in row.items()
+        if not shift
+    }
+    return Tables(actions, gotos, start, end, trees, targets)
 
 
 def automaton(callbacks: Mapping[str, Callback] | None = None) -> Automaton:
@@ -355,7 +348,10 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
                 break
             if code == PASS:  # (pass-through reductions after a reduction are skipped)
                 # The value stays, only the top state changes.
-                state = stack[-3] = arg[stack[-6]]
+                target = arg[stack[-6]]
+                if target is None:
+                    target = table.target(state, kind, stack[-6])
+                state = stack[-3] = target
                 continue
             kept = keep(stack)
             if cut:
@@ -372,7 +368,10 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
                 value = kept[0]
             else:
                 value = callback(kept, stack[-1], last)
-            state = arg[stack[-6]]
+            target = arg[stack[-6]]
+            if target is None:
+                target = table.target(state, kind, stack[-6])
+            state = target
             if state == end_state:
                 return value
             stack[-3] = state

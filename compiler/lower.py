@@ -32,7 +32,7 @@ from compiler.lalr import Automaton, Bound, Callback, automaton
 from compiler.lexer import END, KIND, START, Lexeme
 from compiler.naming import workflow_names
 from compiler.source import SourceFile, Span
-from compiler.strings import StringError, decode
+from compiler.strings import StringError, decode, decode_quote
 from compiler.values import (
     BoolValue,
     CallValue,
@@ -310,14 +310,18 @@ class Lowerer(NodeBuilders):
             text = self.text
             if text[start] == "'":
                 body = text[start + 1 : last[2] - 1]
+                # A quoted literal: its body is its value (as decode() finds) unless it holds
+                # a doubled quote. Its value's slots are set here rather than through a call
+                # of __init__.
+                made = _new_value(StrValue)
+                made.span = span
                 if "''" not in body:
-                    # A plain quoted literal: its body is its value (as decode() finds). Its
-                    # value's slots are set here rather than through a call of __init__.
-                    made = _new_value(StrValue)
-                    made.span = span
                     made.text = _new_text(body, span, ((0, start + 1),))
-                    made.form = "quote"
-                    return made
+                else:
+                    unquoted, breaks = decode_quote(body, start + 1)
+                    made.text = _new_text(unquoted, span, tuple(breaks))
+                made.form = "quote"
+                return made
             return self._string(kept[0], span)
         return self._strings(kept, span)
 
@@ -518,7 +522,14 @@ class Lowerer(NodeBuilders):
         return None if failed else tuple(steps)
 
     def _operator(self, kind: str, kept: list[Any], span: Span, node: ir.Node | None) -> Value:
-        value = ErrorValue(span) if node is None else NodeValue(span, node)
+        value: Value
+        if node is None:
+            value = ErrorValue(span)
+        else:
+            # One per operator: its slots are set here rather than through a call of __init__.
+            value = _new_value(NodeValue)
+            value.span = span
+            value.node = node
         self.grouping.operator(kind, value, kept)
         return value
 
@@ -640,7 +651,10 @@ class Lowerer(NodeBuilders):
         node: ir.Node | None = self._builders[function.name](function, args, span)
         if node is None or not ok:
             return ErrorValue(span)
-        return NodeValue(span, node)
+        made = _new_value(NodeValue)  # one per call: its slots set directly, as in _operator
+        made.span = span
+        made.node = node
+        return made
 
     def _resolve(self, parts: list[str], name: _QualifiedName) -> Function | None:
         if len(parts) == 2 and parts[0] == "df":

@@ -54,10 +54,11 @@ def decode(token: str, offset: int) -> Decoded:
         assert match is not None  # the lexer only makes tokens of this shape
         escape = match.group("escape") or "\\"
         return Decoded(*_decode_unicode(match.group("body"), offset + 3, escape), kind="unicode")
-    return Decoded(*_decode_quote(token[1:-1], offset + 1), kind="quote")
+    return Decoded(*decode_quote(token[1:-1], offset + 1), kind="quote")
 
 
-def _decode_quote(body: str, base: int) -> tuple[str, Breaks]:
+def decode_quote(body: str, base: int) -> tuple[str, Breaks]:
+    """The value of the body of a ``'...'`` literal that starts at file offset ``base``."""
     if "''" not in body:
         return body, [(0, base)]
     # Each '' decodes to one quote, which maps to where the '' starts; the text after it maps
@@ -197,7 +198,7 @@ def _code_point(value: int, offset: int, length: int) -> str:
 
 def _decode_unicode(body: str, base: int, esc: str = "\\") -> tuple[str, Breaks]:
     """Decode a U&'...' body whose escape character is ``esc`` (``\\`` unless UESCAPE)."""
-    text, breaks = _decode_quote(body, base) if "''" in body else (body, [(0, base)])
+    text, breaks = decode_quote(body, base) if "''" in body else (body, [(0, base)])
     if esc not in text:
         return text, breaks
     # Unicode escapes are rare: decode the quote-undone text again, mapping through ``breaks``.
