@@ -69,6 +69,9 @@ PASS = 1  # a pass-through reduction: the value stays, the top state changes
 REDUCE = 2  # the rule's callback makes its value
 INLINE = 3  # an inlined ``_rule``: its kept children are its value, spliced into the parent
 SINGLE = 4  # a ``?rule``: a lone kept child is handed up, else the callback makes the value
+# The ``keep`` of a rule whose one child is an inlined rule, whose list it takes over (the
+# ``keep`` of a rule whose one child is kept as it is is None).
+SPLICED: Any = object()
 # An action ready for the driver's loop, one flat tuple unpacked in one step:
 # (SHIFT, next_state, None, None, 0), or (PASS | REDUCE | INLINE | SINGLE, targets, keep,
 # callback, cut) where ``targets`` gives the top state after the reduction by the state below
@@ -213,10 +216,15 @@ def _step(
     if rule.passthrough:
         return (PASS, targets, None, None, 0)
     cut = 3 - 3 * rule.size if rule.size > 1 else 0
+    keep: Any = rule.keep
+    if rule.size == 1 and rule.pick in (None, ((0, False),)):
+        keep = None  # the commonest: one child, kept as it is
+    elif rule.size == 1 and rule.pick == ((0, True),):
+        keep = SPLICED  # one inlined child: its list is the rule's list
     if rule.inline:
-        return (INLINE, targets, rule.keep, None, cut)
+        return (INLINE, targets, keep, None, cut)
     code = SINGLE if rule.single else REDUCE
-    return (code, targets, rule.keep, callbacks[rule.key], cut)
+    return (code, targets, keep, callbacks[rule.key], cut)
 
 
 def _reduce(rule: Any, callback: Any) -> _Reduce:
@@ -353,11 +361,17 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
                     target = table.target(state, kind, stack[-6])
                 state = stack[-3] = target
                 continue
-            kept = keep(stack)
             if cut:
+                kept = keep(stack)
                 # The reduced run leaves one symbol, in the place of its first: only the
                 # others go, and the first's state and value are overwritten below.
                 del stack[cut:]
+            elif keep is None:  # the commonest rules of one child need no call
+                kept = [stack[-2]]
+            elif keep is SPLICED:
+                kept = stack[-2]
+            else:
+                kept = keep(stack)
             value: Any
             if code == REDUCE:
                 value = callback(kept, stack[-1], last)
