@@ -197,7 +197,7 @@ def recognizer() -> Automaton:
     return automaton(dict.fromkeys(tables().trees, _nothing))
 
 
-def _nothing(kept: list[Any], first: Bound, last: Bound) -> None:
+def _nothing(owner: Any, kept: list[Any], first: Bound, last: Bound) -> None:
     return None
 
 
@@ -309,19 +309,26 @@ _new_tree = object.__new__
 # token the lexer makes has them all.
 Bound = Any
 # A rule's value made by the caller instead of a tree: from the kept children, and the first and
-# last token the rule spans (for positions).
-Callback = Callable[[list[Any], Bound, Bound], Any]
+# last token the rule spans (for positions). Called with the object the callbacks belong to
+# first (``drive``'s ``owner``), so that one automaton serves every instance of a class.
+Callback = Callable[[Any, list[Any], Bound, Bound], Any]
 
 
-def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None = None) -> Any:
+def drive(
+    tokens: Sequence[Bound],
+    *,
+    complete: bool,
+    machine: Automaton | None = None,
+    owner: Any = None,
+) -> Any:
     """Run the LALR automaton over a statement's tokens; raises UnexpectedToken.
 
     The tokens are :data:`compiler.lexer.Lexeme` tuples; to build Lark's trees, each carries
     the Lark token of the lexeme as an eighth item. Without ``machine`` each rule makes Lark's
     tree and the result is the statement's tree; with an
-    :func:`automaton` of callbacks, each rule's value is ``callback(kept_children, first,
-    last)`` (the callback of the tree's ``data``, an alias or the rule's name) and the result is
-    the top rule's value. With ``complete=False`` only the tokens are fed (no end of
+    :func:`automaton` of callbacks, each rule's value is ``callback(owner, kept_children,
+    first, last)`` (the callback of the tree's ``data``, an alias or the rule's name) and the
+    result is the top rule's value. With ``complete=False`` only the tokens are fed (no end of
     statement), to find a syntax error before a lexical one; the result is then None.
     """
     if machine is None:
@@ -374,14 +381,14 @@ def drive(tokens: Sequence[Bound], *, complete: bool, machine: Automaton | None 
                 kept = keep(stack)
             value: Any
             if code == REDUCE:
-                value = callback(kept, stack[-1], last)
+                value = callback(owner, kept, stack[-1], last)
             elif code == INLINE:
                 value = kept  # spliced into the parent by its ``pick``
             elif len(kept) == 1:
                 # Handed up as it is; a tree keeps its own positions, as with Lark's propagation.
                 value = kept[0]
             else:
-                value = callback(kept, stack[-1], last)
+                value = callback(owner, kept, stack[-1], last)
             target = arg[stack[-6]]
             if target is None:
                 target = table.target(state, kind, stack[-6])
@@ -398,7 +405,7 @@ def _end_of(last: Bound) -> Lexeme:
     return (END_OF_STATEMENT, *last[1:7])
 
 
-def _tree(data: Any, children: list[Any], first: Bound, last: Bound) -> Tree[Token]:
+def _tree(data: Any, owner: Any, children: list[Any], first: Bound, last: Bound) -> Tree[Token]:
     """Lark's tree of one reduction, with the positions its propagation would give it.
 
     Its tokens are the Lark tokens the lexemes carry (their eighth item).

@@ -154,7 +154,8 @@ class _Arg:
 # Records built in the hottest rules by setting their slots (see _positional, _literal).
 _new_arg = _new_value = object.__new__
 
-_Builder = Callable[[Function, dict[str, Value], Span], ir.Node | None]
+# A node builder (an unbound method of :class:`compiler.builders.NodeBuilders`).
+_Builder = Callable[[Any, Function, dict[str, Value], Span], ir.Node | None]
 
 
 class Lowerer(NodeBuilders):
@@ -172,13 +173,12 @@ class Lowerer(NodeBuilders):
         self.grouping = Grouping()
         self.tokens = 0  # of the statement being lowered
         self._required_params: dict[str, tuple[Param, ...]] = {}
-        self.callbacks: dict[str, Callback] = {name: getattr(self, "_" + name) for name in _RULES}
-        self.machine: Automaton = automaton(self.callbacks)
-        self._builders: dict[str, _Builder] = {
-            name.removeprefix("_build_"): getattr(self, name)
-            for name in dir(self)
-            if name.startswith("_build_")
-        }
+        # The rule callbacks (methods, called with the lowerer first) and the node builders,
+        # found once per class.
+        found = _BY_CLASS.get(type(self))
+        if found is None:
+            found = _BY_CLASS[type(self)] = (_machine(type(self)), _node_builders(type(self)))
+        self.machine, self._builders = found
 
     def _required(self, function: Function) -> tuple[Param, ...]:
         """The parameters of ``function`` without a default, found once per function."""
@@ -648,7 +648,7 @@ class Lowerer(NodeBuilders):
             return ErrorValue(span)
         # Build even after an argument error: the builder checks the other arguments (it
         # skips values that already failed), so independent mistakes are all reported.
-        node: ir.Node | None = self._builders[function.name](function, args, span)
+        node: ir.Node | None = self._builders[function.name](self, function, args, span)
         if node is None or not ok:
             return ErrorValue(span)
         made = _new_value(NodeValue)  # one per call: its slots set directly, as in _operator
@@ -851,6 +851,25 @@ _RULES = (
     "arguments",
     "call",
 )
+
+
+# The automaton and the node builders of each class of lowerer, made for its first instance.
+_BY_CLASS: dict[type[Lowerer], tuple[Automaton, dict[str, _Builder]]] = {}
+
+
+def _machine(lowerer: type[Lowerer]) -> Automaton:
+    """The automaton whose reductions call the rule methods (``_<rule>``) of ``lowerer``."""
+    callbacks: dict[str, Callback] = {name: getattr(lowerer, "_" + name) for name in _RULES}
+    return automaton(callbacks)
+
+
+def _node_builders(lowerer: type[Lowerer]) -> dict[str, _Builder]:
+    """The node builders of ``lowerer`` (``_build_<function>``), by function name."""
+    return {
+        name.removeprefix("_build_"): getattr(lowerer, name)
+        for name in dir(lowerer)
+        if name.startswith("_build_")
+    }
 
 
 def _ident(source: str, token: Lexeme) -> str:

@@ -357,7 +357,7 @@ def _parse_statement(
     """Parse and lower one statement; only a syntax error is reported after a syntax error."""
     lowerer.begin(len(tokens))
     try:
-        lowered = drive(tokens, complete=True, machine=lowerer.machine)
+        lowered = drive(tokens, complete=True, machine=lowerer.machine, owner=lowerer)
     except UnexpectedToken as error:
         _syntax_error(source, error, tokens, sink)
         return ParsedStatement(source.text, tokens, parsed=False)
