@@ -31,6 +31,17 @@ from compiler.values import (
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_identifier(name: str) -> bool:
+    """Whether ``name`` matches :data:`IDENTIFIER`.
+
+    An ASCII Python identifier is exactly that, and two string methods answer several times
+    faster than the pattern.
+    """
+    return name.isascii() and name.isidentifier()
+
+
 # A SQL step is made for most string operands and a name for every |=>: the quickest way
 # (all fields, in order).
 _new_sql = factory(ir.Sql)
@@ -151,7 +162,7 @@ class NodeBuilders:
                 hint="Name the result with an identifier, e.g. |=> 'total'.",
             )
             return None
-        if not IDENTIFIER.match(name):
+        if not is_identifier(name):
             suggestion = re.sub(r"\W", "_", name)
             if suggestion[:1].isdigit():
                 suggestion = "_" + suggestion

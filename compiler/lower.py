@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from compiler import ir
-from compiler.builders import IDENTIFIER, NodeBuilders
+from compiler.builders import NodeBuilders, is_identifier
 from compiler.catalogue import Catalogue, Function, Param
 from compiler.catalogue import load as load_catalogue
 from compiler.diagnostics import Diagnostic, DiagnosticSink, Severity
@@ -258,7 +258,7 @@ class Lowerer(NodeBuilders):
             value = self.as_text(args.get("value"), call.function.param("value"))
             if var is None or value is None:
                 return None
-            if not IDENTIFIER.match(var.value):
+            if not is_identifier(var.value):
                 self.sink.add(
                     "DFC210",
                     var.span,
