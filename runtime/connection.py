@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import psycopg
 import psycopg.errors
-from psycopg import ClientCursor, Transaction, sql
+from psycopg import ClientCursor, Transaction
 from psycopg.pq import Escaping, TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Json, Jsonb, set_json_dumps, set_json_loads
@@ -204,6 +204,13 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         """Whether writes may be held now (only inside a transaction block)."""
         return self._blocks > 0
 
+    @property
+    def prepared_count(self) -> int | None:
+        """How many prepared statements the session holds: the worker's own, which it alone
+        prepares (psycopg's automatic preparation is off), for df._run_step_task's guard; None
+        while a failed transaction left them in doubt (until _prepare has checked them)."""
+        return None if self._suspect else len(self._statements)
+
     def bind(self, name: str, params: dict[str, Any] | None) -> bytes:
         """The named query with ``params`` merged in as literals (quoted by libpq for this
         session's encoding and string settings): ``EXECUTE dfc_<name>(…)`` once the session has
@@ -240,14 +247,13 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
 
     def _prepare(self) -> None:
         """Prepare the statements held writes use (outside any transaction). After a failed
-        transaction ours are checked first: a step that managed to replace one (df._run_step_task
-        refuses that, failing the step) must not leave it behind."""
+        transaction every statement of the session goes first: a step that prepared or replaced
+        one (df._run_step_task refuses that, failing the step; PREPARE is not undone by the
+        rollback) must not leave it behind, and the count the worker keeps (prepared_count)
+        starts again from none."""
         if self._suspect:
             with super().cursor() as cur:
-                cur.execute(query("own_prepared_statements"))
-                for (found,) in cur.fetchall():
-                    cur.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(found)))
-            self._statements.clear()
+                self._drop_prepared(cur)
             self._suspect = False
         for name in sorted(self._wanted - self._statements - self._unpreparable):
             try:

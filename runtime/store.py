@@ -379,8 +379,12 @@ class Store:
         self._run("finish_instance", {"id": instance_id, "status": status, "output": output})
         self._run("drop_instance_tasks", {"id": instance_id})
 
-    def notify(self, payload: str = "") -> None:
-        self._run("notify", {"payload": payload})
+    def notify(self, payload: str = "", tasks: int = 1) -> None:
+        """Tell the workers (on commit) that ``tasks`` tasks are ready for them."""
+        if tasks <= 1:
+            self._run("notify", {"payload": payload})
+        else:
+            self._run("notify_tasks", {"payload": payload, "count": tasks})
 
     # --- executing user SQL -----------------------------------------------------------------
 
@@ -398,7 +402,7 @@ class Store:
         conn = self.conn
         params = {"task": task_id, "lock": lock, "now": self.clock.now(), "role": role_oid,
                   "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
-                  "parent": then_lock}
+                  "parent": then_lock, "prepared": None}
         if isinstance(conn, WorkerConnection):
             if conn.prefetched is not None:
                 conn.send_held()  # the step ran already: they follow it
@@ -430,6 +434,7 @@ class Store:
                 cur.execute(query("run_step"), params)
                 return cur.fetchone()
         held = conn.take_held()
+        params["prepared"] = conn.prepared_count
         with conn.cursor() as cur:
             if savepoint:
                 try:
@@ -457,7 +462,7 @@ class Store:
         return self.conn.bind("run_step", {
             "task": task_id, "lock": True, "now": self.clock.now(), "role": role_oid,
             "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
-            "parent": then_lock})
+            "parent": then_lock, "prepared": self.conn.prepared_count})
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:

@@ -67,6 +67,16 @@ MAX_FOLLOWING_STEPS = 100
 VACUUM_EVERY_STEPS = 500
 
 
+# Notifications sent for the tasks one transaction makes ready at most (each wakes one sleeping
+# executor of some worker; executors look for more work after each step anyway).
+MAX_NOTIFIED_TASKS = 64
+
+
+def _tasks(ready: int) -> int:
+    """How many tasks to announce for ``ready`` new ones (a timer too needs one)."""
+    return max(1, min(ready, MAX_NOTIFIED_TASKS))
+
+
 @dataclass
 class WorkerOptions:
     concurrency: int = 1
@@ -106,6 +116,10 @@ class Worker:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._generation = 0
+        # df_work notifications heard, and how many of them a claim has looked for since
+        # (_announce, _sleep)
+        self._announced = 0
+        self._covered = 0
         self._threads: list[threading.Thread] = []
         self._plans: dict[int, Plan | PlanError] = {}
         self.steps_done = 0
@@ -168,21 +182,33 @@ class Worker:
             self._generation += 1
             self._cond.notify_all()
 
-    def _wake_one(self) -> None:
-        """New work: one sleeping executor looks for it (and, when it finds some, wakes the
-        next one, see _execute), instead of all of them claiming at once for one task. Busy
-        executors look again after their step anyway (the generation changes)."""
+    def _announce(self) -> None:
+        """New work (a ``df_work`` notification, one per task made ready for others): one
+        sleeping executor looks for it, unless a claim made since has already looked (see
+        _sleep). Every executor does not claim at once for one task, nor does a woken one wake
+        the next on the chance that there is more."""
         with self._cond:
-            self._generation += 1
+            self._announced += 1
             self._cond.notify(1)
 
-    def _sleep(self, generation: int, seconds: float | None) -> None:
-        """Block until woken, or for ``seconds`` of clock time (at most MAX_IDLE_SECONDS)."""
+    def _sleep(self, generation: int, mark: int, seconds: float | None) -> None:
+        """After a claim that found nothing: block until work is announced that no claim has
+        looked for yet, until woken (``wake``), or for ``seconds`` of clock time (at most
+        MAX_IDLE_SECONDS). ``mark``: the announcements heard before that claim, which it
+        looked for."""
         real = None if seconds is None else self.clock.real_wait(seconds)
+        timeout = MAX_IDLE_SECONDS if real is None else max(0.0, min(real, MAX_IDLE_SECONDS))
+        deadline = time.monotonic() + timeout
         with self._cond:
-            if self._generation == generation and not self._stop.is_set():
-                self._cond.wait(MAX_IDLE_SECONDS if real is None else
-                                max(0.0, min(real, MAX_IDLE_SECONDS)))
+            self._covered = max(self._covered, mark)
+            while self._generation == generation and not self._stop.is_set() \
+                    and self._announced <= self._covered:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self._announced > self._covered:
+                self._covered += 1  # this executor looks for that work
 
     def _listen(self) -> None:
         """LISTEN for work, and keep this worker's row in df.workers fresh (heartbeat)."""
@@ -217,7 +243,7 @@ class Worker:
                             if note.channel == "df_cancel":
                                 self._cancel(note.payload)
                             else:
-                                self._wake_one()
+                                self._announce()
                     if registered:
                         store.unregister_worker(self.id)
             except psycopg.Error as exc:
@@ -267,7 +293,6 @@ class Worker:
     def _execute(self, slot: _Slot) -> None:
         conn: psycopg.Connection[Any] | None = None
         backoff = 0.1
-        woken = False
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
@@ -275,14 +300,10 @@ class Worker:
                                    application_name=self.options.application_name,
                                    statement_timeout_ms=self.options.statement_timeout_ms)
                     backoff = 0.1
-                generation = self._generation
+                generation, mark = self._generation, self._announced
                 if self._step(conn, slot):
-                    if woken:
-                        self._wake_one()  # there was work: there may be more
-                        woken = False
                     continue
-                self._sleep(generation, Store(conn, self.clock).seconds_until_due())
-                woken = True
+                self._sleep(generation, mark, Store(conn, self.clock).seconds_until_due())
             except psycopg.OperationalError as exc:
                 log.warning("database connection lost (%s); reconnecting", exc)
                 if conn is not None:
@@ -452,7 +473,7 @@ class Worker:
                         else:
                             record(ctx, claim.task)
                         if ctx.woke_others:
-                            store.notify(claim.instance.id)
+                            store.notify(claim.instance.id, _tasks(ctx.ready_count))
                 # released before the commit, while the row is still locked: no other worker
                 # can find the task unlocked and not yet updated
                 store.unlock_task(request.task_id)
@@ -499,7 +520,7 @@ class Worker:
             if ctx is not None:
                 ctx.step_failed(claim.task, failed.message, failed.retryable)
                 if ctx.woke_others:
-                    store.notify(claim.instance.id)
+                    store.notify(claim.instance.id, _tasks(ctx.ready_count))
 
     def _context(self, store: Store, claim: Claim) -> Context | None:
         instance = claim.instance
@@ -521,6 +542,7 @@ class Worker:
         """Run the claimed task; while no user SQL ran yet, go on with the same instance's next
         due task in the same transaction (a start and its first step commit together)."""
         woke = False
+        ready = 0  # tasks made ready (the ones this transaction went on with among them)
         current: Claim | None = claim
         slot.next_ctx = None
         ctx: Context | None = None
@@ -560,11 +582,12 @@ class Worker:
                     else:
                         ctx.step_failed(current.task, failed.message, failed.retryable)
             woke = woke or ctx.woke_others
+            ready += ctx.ready_count
             if ctx.ran_sql or ctx.stop_chain:
                 break
             current = self._own_next(store, ctx) or store.claim(instance_id=claim.instance.id)
         if woke:
-            store.notify(claim.instance.id)
+            store.notify(claim.instance.id, _tasks(ready))
         elif ctx is not None and ctx.ready_count == 1 and ctx.next_step is not None \
                 and ran is not None and slot.following < MAX_FOLLOWING_STEPS \
                 and not self._stop.is_set():

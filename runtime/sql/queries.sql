@@ -58,6 +58,12 @@ LISTEN df_work;
 -- name: notify
 SELECT pg_catalog.pg_notify('df_work', %(payload)s);
 
+-- name: notify_tasks
+-- One notification per task made ready for other executors (each wakes one, runtime/worker.py),
+-- with distinct payloads: PostgreSQL folds identical notifications of a transaction into one.
+SELECT pg_catalog.pg_notify('df_work', %(payload)s || ':' || g::text)
+  FROM pg_catalog.generate_series(1, %(count)s::integer) g;
+
 -- name: claim_task
 -- The one statement that hands out work: the oldest due task of a live instance, locked for
 -- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold.
@@ -208,11 +214,12 @@ UPDATE df.instances
 -- name: run_step
 -- A SQL step (df._run_step_task): `lock` takes the task first (a step the worker goes on with
 -- without claiming it); a failing step is reported in error_message/error_state, its task still
--- locked; `parent` is locked after a successful step (its outcome goes there next).
+-- locked; `parent` is locked after a successful step (its outcome goes there next);
+-- `prepared` is the number of the session's prepared statements (NULL: counted there).
 SELECT s.got, s.task_state, s.result_rows, s.error_message, s.error_state, s.parent_row
   FROM df._run_step_task(%(task)s::bigint, %(lock)s::boolean, %(now)s::timestamptz,
                          %(role)s::oid::regrole, %(sql)s::text, %(returns_rows)s::boolean,
-                         %(search_path)s::text, %(parent)s::bigint) s;
+                         %(search_path)s::text, %(parent)s::bigint, %(prepared)s::bigint) s;
 
 -- name: apply
 -- A step's held-back writes in one call (runtime/connection.py, WorkerConnection).
@@ -418,7 +425,3 @@ DELETE FROM df.tasks d
 -- Taken before a wait looks for its signal; df.signal's trigger takes it too (no lost wake-up).
 SELECT pg_catalog.pg_advisory_xact_lock(1147489353,
                                         pg_catalog.hashtext(%(instance_id)s || '/' || %(name)s));
-
--- name: own_prepared_statements
--- The worker's batched writes are prepared as dfc_<query name> (runtime/connection.py).
-SELECT s.name FROM pg_catalog.pg_prepared_statements s WHERE s.name LIKE 'dfc\_%';

@@ -482,9 +482,11 @@ $$;
 -- that a failing step leaves the task locked and its failure can be recorded in the same
 -- transaction (error_message/error_state; a cancelled statement still aborts the transaction),
 -- then lock the parent task its outcome goes to. `got` is false when the task was not taken.
+-- `p_prepared`: how many prepared statements the worker's session holds (the worker prepares
+-- them itself and keeps count), NULL to count them here.
 CREATE FUNCTION df._run_step_task(p_task bigint, p_lock boolean, p_now timestamptz,
                                   p_role regrole, p_sql text, p_returns_rows boolean,
-                                  p_search_path text, p_parent bigint,
+                                  p_search_path text, p_parent bigint, p_prepared bigint,
                                   OUT got boolean, OUT task_state json, OUT result_rows json,
                                   OUT error_message text, OUT error_state text,
                                   OUT parent_row json)
@@ -518,12 +520,13 @@ BEGIN
     -- that replaced one of the worker's would have it run as the worker). A statement
     -- prepared now carries this statement's start time as its prepare_time, and the worker
     -- prepares none in the message that runs a step: the count tells a statement removed, the
-    -- time one added (or replaced), without comparing names. One query for both.
+    -- time one added (or replaced), without comparing names. The count before the step is the
+    -- worker's, else taken here (in the same query as the runner check).
     SELECT EXISTS (SELECT 1 FROM pg_proc p
                     WHERE p.pronamespace = 'df_exec'::regnamespace
                       AND p.proname = v_runner
                       AND p.proowner = p_role AND p.prosecdef),
-           (SELECT count(*) FROM pg_prepared_statements s)
+           coalesce(p_prepared, (SELECT count(*) FROM pg_prepared_statements s))
       INTO v_valid, v_prepared;
     IF NOT v_valid THEN
         RAISE EXCEPTION 'role % has no valid step runner (start a workflow as that role to create it)',
@@ -574,6 +577,21 @@ BEGIN
                   FROM df.tasks t WHERE t.id = p_parent FOR UPDATE) l;
     END IF;
 END
+$$;
+
+-- The call of df._run_step_task without the worker's count of prepared statements (workers
+-- before migration 0021): counted by the step's function itself.
+CREATE FUNCTION df._run_step_task(p_task bigint, p_lock boolean, p_now timestamptz,
+                                  p_role regrole, p_sql text, p_returns_rows boolean,
+                                  p_search_path text, p_parent bigint,
+                                  OUT got boolean, OUT task_state json, OUT result_rows json,
+                                  OUT error_message text, OUT error_state text,
+                                  OUT parent_row json)
+RETURNS record
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM df._run_step_task(p_task, p_lock, p_now, p_role, p_sql, p_returns_rows,
+                                    p_search_path, p_parent, NULL::bigint)
 $$;
 
 -- A step's bookkeeping in one call: the writes whose results nobody reads, in order, as a JSON

@@ -20,6 +20,7 @@ from plans import PlanBuilder, single
 from runtime.connection import WorkerConnection, connect
 from runtime.jsonvalues import loads
 from runtime.store import Store
+from runtime.worker import Worker
 
 
 def _instance(dsn: str) -> tuple[str, int]:
@@ -317,3 +318,73 @@ def test_a_move_whose_row_is_gone_inserts(dsn: str) -> None:
         rows = conn.execute("SELECT id, status FROM df.tasks WHERE instance_id = %s",
                             (iid,)).fetchall()
         assert rows == [(new, "waiting")]
+
+
+def test_the_worker_counts_its_prepared_statements(dsn: str) -> None:
+    # df._run_step_task's guard compares the count after the step with the worker's
+    b = PlanBuilder()
+    warm = b.build(b.seq(*[b.sql("SELECT 1") for _ in range(6)]))
+    _, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        conn.chain = False  # (statements are prepared between transactions)
+        store = Store(conn)
+        role = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert role is not None
+        for n in range(3):
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": n})
+                run = store.run_step(task_id, role[0], "SELECT 1 AS one", True, "public")
+                assert run.got and run.error is None
+            count = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+            assert count == (conn.prepared_count,)
+        assert conn.prepared_count  # prepared after the first transaction
+        # a refused step prepared one of its own, which the rollback does not undo: the
+        # session's statements go before the next block, and the count starts again
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            store.run_step(task_id, role[0], "PREPARE mine AS SELECT 1", False, "public")
+        assert conn.prepared_count is None
+        with conn.transaction():
+            run = store.run_step(task_id, role[0], "SELECT 2 AS two", True, "public")
+            assert run.rows == [{"two": 2}]
+        names = [r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements")]
+        assert "mine" not in names and len(names) == conn.prepared_count
+    with running_worker(dsn, concurrency=1):
+        assert wait(dsn, start(dsn, warm)) == "completed"
+
+
+def test_a_step_called_without_the_count_counts_itself(dsn: str) -> None:
+    # the signature of workers before migration 0021
+    _, task_id = _instance(dsn)
+    with connect(dsn) as conn:
+        role = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert role is not None
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT got, result_rows FROM df._run_step_task(%s, false, now(), %s::regrole, "
+                "'SELECT 3 AS three', true, 'public', NULL)", (task_id, role[0])).fetchone()
+            assert row == (True, [{"three": 3}])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute(
+                "SELECT got FROM df._run_step_task(%s, false, now(), %s::regrole, "
+                "'PREPARE mine AS SELECT 1', false, 'public', NULL)", (task_id, role[0]))
+
+
+def test_an_announcement_wakes_an_executor_unless_a_claim_has_looked_for_its_work() -> None:
+    worker = Worker("dbname=unused")  # (not started: no connection)
+    # heard before a claim that found nothing: that claim looked for its work already
+    worker._announce()
+    mark = worker._announced
+    worker._sleep(worker._generation, mark, 0.05)  # sleeps its time out
+    assert (worker._announced, worker._covered) == (1, 1)
+    # heard after the claim started: the executor looks again instead of sleeping
+    mark = worker._announced
+    worker._announce()
+    worker._sleep(worker._generation, mark, 60.0)
+    assert (worker._announced, worker._covered) == (2, 2)
+    # two announcements: two executors look, one each
+    mark = worker._announced
+    worker._announce()
+    worker._announce()
+    worker._sleep(worker._generation, mark, 60.0)
+    worker._sleep(worker._generation, mark, 60.0)
+    assert (worker._announced, worker._covered) == (4, 4)
