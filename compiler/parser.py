@@ -217,8 +217,11 @@ def _plain_sql(
     source: SourceFile, tokens: list[Lexeme], lex_error: Lexeme | None, sink: DiagnosticSink
 ) -> bool:
     """Report a SQL statement that is not a workflow (``CREATE ...``, ``SELECT * FROM ...``)."""
-    if not tokens or tokens[0][KIND] not in ("IDENT", "SELECT"):
+    if not tokens:
         return False
+    kind = tokens[0][KIND]
+    if kind != "IDENT" and (kind != "SELECT" or len(tokens) > 1):
+        return False  # most statements: read no further
     text = source.text
     first = TokenView(tokens[0], text)
     after = tokens[1] if len(tokens) > 1 else lex_error
@@ -259,12 +262,10 @@ def _statements(
     text = source.text
     current: list[Lexeme] = []
     error: Lexeme | None = None
-    previous: Lexeme | None = None
     for token in tokens:
         kind = token[0]
         if kind in _PLAIN:  # most tokens: parsed, and never the start of an operator run
             if error is None:
-                previous = token
                 current.append(token)
             continue
         if kind in _NOT_PARSED:
@@ -282,14 +283,15 @@ def _statements(
             continue
         if error is not None:
             continue
+        # Only the token before it in the statement can touch it: a semicolon, a comment or a
+        # lexical error between two tokens takes room.
         if (
             text[token[1]] in _PG_OPERATOR_CHARS  # cheap first test: most tokens are not operators
-            and previous is not None
-            and previous[2] == token[1]
+            and current
+            and current[-1][2] == token[1]
             and text[token[1] - 1] in _PG_OPERATOR_CHARS
         ):
-            _check_operator_run(source, previous, token, result.diagnostics)
-        previous = token
+            _check_operator_run(source, current[-1], token, result.diagnostics)
         current.append(token)
     if current or error is not None:
         yield current, error
