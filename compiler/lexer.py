@@ -66,6 +66,11 @@ _COMMON = ("STRING", "LPAR", "RPAR", "COMMA", "~>", "DOT", "IDENT", "|=>", "&", 
 # character. Only the ``re`` pattern uses them; a grammar without them is merely slower.
 _FASTER = {
     "'(?:[^']|'')*+'": "'[^']*+(?:''[^']*+)*+'",
+    # A name's characters as one class instead of an alternation of two per character
+    # (``[^\x00-\x7f]`` is every character above U+007F).
+    "(?:[A-Za-z_]|[^\x00-\x7f])": "[A-Za-z_\\x80-\\U0010ffff]",
+    "(?:[A-Za-z0-9_$]|[^\x00-\x7f])*": "[A-Za-z0-9_$\\x80-\\U0010ffff]*",
+    "(?:[A-Za-z0-9_]|[^\x00-\x7f])*": "[A-Za-z0-9_\\x80-\\U0010ffff]*",
 }
 
 
