@@ -7,7 +7,11 @@ read from the Lark parser of :func:`compiler.parser.lark_parser`, and each rule'
 :func:`drive` applies itself. That avoids, per reduction, Lark's three nested callback calls,
 its position propagation and the throw-away trees of inlined rules, which together cost
 several times the parse itself. The trees are equal to Lark's, node positions included
-(``tests/compiler/test_parser.py``).
+(``tests/compiler/test_parser.py``). Each action is one flat tuple with the rule's callback in
+it (:func:`automaton`), and the pass-through reductions of ``?rules`` (``?seq_expr:
+race_expr``) take no step of their own: where a reduction leaves the automaton includes them
+(:meth:`Tables.target`), and a syntax error is still found where Lark's parser finds it
+(``tests/compiler/test_lalr.py``).
 
 Every tree's ``meta`` carries ``start_pos``/``end_pos`` and the 1-based ``line``/``column``/
 ``end_line``/``end_column`` of its first and last token, as Lark's ``propagate_positions``
