@@ -5,9 +5,9 @@ connection options, so that ``RESET ALL`` after a step returns to them. JSON num
 as ``Decimal`` to keep numeric values exact.
 
 Worker sessions are :class:`WorkerConnection` objects, which let the store hold back writes whose
-results nobody reads until the next statement or the end of the transaction, and send them as the
-session's own prepared statements in the same message: a step costs two or three round trips
-instead of one per statement.
+results nobody reads until the next statement or the end of the transaction, and send them as one
+``df._apply`` call in the same round trip: a step costs two or three round trips instead of one per
+statement.
 """
 
 from __future__ import annotations
@@ -160,9 +160,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     """A worker session that packs a step's statements into few round trips.
 
     * Inside a ``transaction()`` block the store may :meth:`hold` a write (an operation of
-      ``df._apply``, see ``sql/schema.sql``) instead of executing it. Held writes travel as
-      ``EXECUTE dfc_<query>(…)`` statements (:meth:`_op_statements`) in front of the store's
-      next statement in one simple-protocol message, or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
+      ``df._apply``, see ``sql/schema.sql``) instead of executing it. Held writes travel as one
+      ``df._apply`` call in front of the store's next statement in one simple-protocol message,
+      or with the block's ``COMMIT``. Writes keep their order; only their packaging changes. A
       nested block (a savepoint) first sends what was held before it; a block that fails drops
       what was held inside it, as PostgreSQL drops the effects.
     * With :attr:`chain` set, a commit also opens the next transaction (``COMMIT; BEGIN``), which
@@ -326,8 +326,8 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._held.append(op)
 
     def take_held(self) -> list[bytes]:
-        """The statements to send ahead of the caller's own (the held writes, one statement
-        each)."""
+        """The statements to send ahead of the caller's own (the held writes as one df._apply
+        call)."""
         statements: list[bytes] = []
         if self._open and not self._blocks:
             statements.append(b"COMMIT")  # a statement outside any block: not in the empty one
@@ -337,41 +337,8 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             self._begin = False
         if self._held:
             ops, self._held = self._held, []
-            for op in ops:
-                statements.extend(self._op_statements(op))
+            statements.append(self.bind("apply", {"ops": Json(ops, dumps=fast_dumps)}))
         return statements
-
-    def _op_statements(self, op: list[Any]) -> list[bytes]:
-        """A held write as the worker's own prepared statements (``EXECUTE dfc_<name>(…)`` once
-        prepared): cheaper for the server than interpreting it in df._apply, which is left for
-        operations without a statement of their own."""
-        kind = op[0]
-        if kind == "move" or kind == "insert":
-            params = {"instance_id": op[1], "node_id": op[2], "parent_id": op[3],
-                      "branch": op[4], "status": op[5], "run_at": op[6],
-                      "scope": Json(op[7], dumps=fast_dumps),
-                      "state": Json(op[8], dumps=fast_dumps), "id": op[9]}
-            if kind == "move":
-                params["old"] = op[10]
-                return [self.bind("move_task", params)]
-            return [self.bind("insert_task" if op[9] is None else "insert_task_with_id", params)]
-        if kind == "started":
-            return [self.bind("node_started", {"instance_id": op[1], "node_id": op[2]})]
-        if kind == "finished":
-            return [self.bind("node_finished", {
-                "instance_id": op[1], "node_id": op[2], "status": op[3],
-                "result": Jsonb(op[4], dumps=fast_dumps)})]
-        if kind == "delete":
-            return [self.bind("delete_task", {"id": op[1]})]
-        if kind == "state":
-            return [self.bind("update_task_state",
-                              {"id": op[1], "state": Json(op[2], dumps=fast_dumps)})]
-        if kind == "running":
-            return [self.bind("mark_instance_running", {"id": op[1]})]
-        if kind == "finish":  # the instance ends and keeps no work
-            return [self.bind("finish_instance", {"id": op[1], "status": op[2], "output": op[3]}),
-                    self.bind("drop_instance_tasks", {"id": op[1]})]
-        return [self.bind("apply", {"ops": Json([op], dumps=fast_dumps)})]
 
     def run_batch(self, cur: psycopg.Cursor[Any], statements: list[bytes]) -> None:
         """Send ``statements`` in one message and leave ``cur`` on the last result."""

@@ -153,7 +153,7 @@ class Store:
 
     def _write(self, op: list[Any], name: str, params: dict[str, Any],
                task_id: int | None = None) -> None:
-        """A write whose outcome nobody reads: held back as an operation ``op`` (df._apply's) to
+        """A write whose outcome nobody reads: held back as a df._apply operation ``op`` to
         travel with the next statement when the connection allows it (see
         runtime.connection.WorkerConnection), else the named query at once."""
         conn = self.conn

@@ -140,37 +140,6 @@ VALUES (%(instance_id)s, %(node_id)s, %(parent_id)s, %(branch)s, %(status)s,
         coalesce(%(run_at)s::timestamptz, pg_catalog.clock_timestamp()), %(scope)s, %(state)s)
 RETURNING id;
 
--- name: insert_task_with_id
--- A held insert whose id was reserved beforehand (runtime/connection.py).
-INSERT INTO df.tasks (id, instance_id, node_id, parent_id, branch, status, run_at, scope, state)
-VALUES (%(id)s::bigint, %(instance_id)s::text, %(node_id)s::text, %(parent_id)s::bigint,
-        %(branch)s::integer, %(status)s::text,
-        coalesce(%(run_at)s::timestamptz, pg_catalog.clock_timestamp()), %(scope)s::json,
-        %(state)s::json);
-
--- name: move_task
--- A held insert (with its reserved id) into the row of a task that a held delete of the same
--- transaction removed (`old`), in that delete's place: one row version written instead of a
--- deleted and an inserted one, and no foreign key check while the instance stays the same.
--- The row is the new task's, every column written; when the old row is gone, an insert.
-WITH moved AS (
-    UPDATE df.tasks
-       SET id = %(id)s::bigint, instance_id = %(instance_id)s::text, node_id = %(node_id)s::text,
-           parent_id = %(parent_id)s::bigint, branch = %(branch)s::integer,
-           status = %(status)s::text,
-           run_at = coalesce(%(run_at)s::timestamptz, pg_catalog.clock_timestamp()),
-           scope = %(scope)s::json, state = %(state)s::json,
-           created_at = pg_catalog.clock_timestamp()
-     WHERE id = %(old)s::bigint
-    RETURNING 1
-)
-INSERT INTO df.tasks (id, instance_id, node_id, parent_id, branch, status, run_at, scope, state)
-SELECT %(id)s::bigint, %(instance_id)s::text, %(node_id)s::text, %(parent_id)s::bigint,
-       %(branch)s::integer, %(status)s::text,
-       coalesce(%(run_at)s::timestamptz, pg_catalog.clock_timestamp()), %(scope)s::json,
-       %(state)s::json
- WHERE NOT EXISTS (SELECT FROM moved);
-
 -- name: update_task_state
 UPDATE df.tasks SET state = %(state)s WHERE id = %(id)s;
 

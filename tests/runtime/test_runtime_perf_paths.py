@@ -168,7 +168,7 @@ def test_batched_writes_use_prepared_statements_after_the_first_step(dsn: str) -
             with conn.transaction():
                 store.update_task_state(task_id, {"n": n, **TRICKY})
         names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()}
-        assert "dfc_update_task_state" in names
+        assert "dfc_apply" in names
         row = conn.execute("SELECT state FROM df.tasks WHERE id = %s", (task_id,)).fetchone()
         assert row is not None and row[0] == {"n": 2, **TRICKY}
 
@@ -189,9 +189,9 @@ def test_chains_of_steps_carry_results_through_held_writes(dsn: str) -> None:
     "DEALLOCATE ALL",
     "DO $$ BEGIN EXECUTE 'PREPARE mine AS SELECT 1'; END $$",
     # one of the worker's own replaced: as many statements as before, one of them new
-    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'dfc_node_started') THEN "
-    "EXECUTE 'DEALLOCATE dfc_node_started'; END IF; "
-    "EXECUTE 'PREPARE dfc_node_started(text, text) AS SELECT 1'; END $$",
+    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'dfc_apply') THEN "
+    "EXECUTE 'DEALLOCATE dfc_apply'; END IF; "
+    "EXECUTE 'PREPARE dfc_apply(json) AS SELECT 1'; END $$",
     "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; EXECUTE 'PREPARE mine AS SELECT 1'; END $$",
 ])
 def test_steps_cannot_touch_the_sessions_prepared_statements(dsn: str, statement: str) -> None:
