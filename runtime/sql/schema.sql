@@ -544,21 +544,18 @@ BEGIN
         GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_state = RETURNED_SQLSTATE;
         result_rows := NULL;
     END;
-    -- Session state the step left behind (settings, temporary objects, advisory locks) must
-    -- not reach the worker's own statements or the next role's step. RESET ALL comes first:
-    -- it also sets the worker's search_path (pg_catalog, pg_temp) back in place of the step's,
-    -- which the runner set for the rest of the transaction, before anything here looks up a
-    -- name (else a function, type or view the step's role put in front of pg_catalog would
-    -- run as the worker). It and DISCARD TEMP look up none.
-    RESET ALL;
-    DISCARD TEMP;
+    -- The runner set the step's search_path for the rest of the transaction: back to the
+    -- worker's before anything else here looks up a name (else a function or view the step's
+    -- role put in front of pg_catalog would run as the worker). Nothing above it looks one up.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     -- the prepared-statement guard, dblink looked up (after the step, which may have installed
     -- it itself) and the step's session-level advisory locks released, in one query
     SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<>) v_prepared
                OR coalesce(pg_catalog.bool_or(s.prepare_time
                                               OPERATOR(pg_catalog.>=) pg_catalog.statement_timestamp()),
                            false),
-           EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'dblink'),
+           EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'dblink'::name),
            pg_catalog.pg_advisory_unlock_all() IS NULL
       INTO v_refused, v_links, v_unlocked
       FROM pg_catalog.pg_prepared_statements s;
@@ -567,6 +564,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Run the statement itself in the step instead of preparing it.';
     END IF;
+    -- session state the step left behind (settings, temporary objects) must not reach the
+    -- worker's own statements or the next role's step (after the queries above: in front of
+    -- them it made them dearer)
+    RESET ALL;
+    DISCARD TEMP;
     IF v_links THEN
         PERFORM df._close_step_links();
     END IF;
