@@ -137,9 +137,6 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
         kwargs["options"] = f"{WORKER_OPTIONS} -c statement_timeout={int(statement_timeout_ms)}"
         worker_conn = WorkerConnection.connect(dsn, **kwargs)
         worker_conn.chain = True  # a worker goes on to its next claim right after a commit
-        # its statements are prepared by the worker itself (WorkerConnection.bind), not by
-        # psycopg: no bookkeeping per execute, and fewer statements for the guard around steps
-        worker_conn.prepare_threshold = None
         conn: psycopg.Connection[Any] = worker_conn
     else:
         conn = psycopg.connect(dsn, **kwargs)
@@ -206,10 +203,14 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
 
     @property
     def prepared_count(self) -> int | None:
-        """How many prepared statements the session holds: the worker's own, which it alone
-        prepares (psycopg's automatic preparation is off), for df._run_step_task's guard; None
-        while a failed transaction left them in doubt (until _prepare has checked them)."""
-        return None if self._suspect else len(self._statements)
+        """How many prepared statements the session holds, for df._run_step_task's guard, when
+        the worker knows: only when psycopg prepares none of its own (``prepare_threshold``
+        None), and not while a failed transaction left them in doubt (until _prepare has
+        checked them). None: df._run_step_task counts them. (Worker sessions keep psycopg's
+        automatic preparation: without it, steps at 1 instance cost the server more CPU.)"""
+        if self._suspect or self.prepare_threshold is not None:
+            return None
+        return len(self._statements)
 
     def bind(self, name: str, params: dict[str, Any] | None) -> bytes:
         """The named query with ``params`` merged in as literals (quoted by libpq for this

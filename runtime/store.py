@@ -143,10 +143,9 @@ class Store:
 
     def _execute(self, cur: psycopg.Cursor[Any], held: list[bytes], name: str,
                  params: dict[str, Any] | None) -> None:
-        """Run the named query; writes held back so far go in the same message, in front. A
-        worker session sends it as its own prepared statement (see WorkerConnection.bind)."""
+        """Run the named query; writes held back so far go in the same message, in front."""
         conn = self.conn
-        if not isinstance(conn, WorkerConnection):
+        if not held or not isinstance(conn, WorkerConnection):
             cur.execute(query(name), params)
             return
         conn.run_batch(cur, [*held, conn.bind(name, params)])

@@ -327,6 +327,8 @@ def test_the_worker_counts_its_prepared_statements(dsn: str) -> None:
     _, task_id = _instance(dsn)
     with _worker_conn(dsn) as conn:
         conn.chain = False  # (statements are prepared between transactions)
+        assert conn.prepared_count is None  # psycopg prepares statements too: not known
+        conn.prepare_threshold = None  # now it prepares none: the worker's count is exact
         store = Store(conn)
         role = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
         assert role is not None
