@@ -43,6 +43,10 @@ WORKER_OPTIONS = (
     "-c IntervalStyle=postgres -c df.in_workflow=true"
 )
 
+# Raised by df._run_chained_step for a step of a chain that it did not take (or, when the
+# sequence was gone, took back: the step had passed df._run_step_task's checks).
+CHAIN_STEP_NOT_TAKEN = "DFC01"
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -151,6 +155,11 @@ class NextStep:
     after: int  # the task of the step being committed (deleted by it)
     task_id: int  # the next step's task (inserted by it)
     statement: bytes  # the next step's run_step statement, which also locks its task
+    # A chain (runtime.chains): the statements of the steps run before that one, each step in
+    # its own transaction of the same message (its statements, then COMMIT and BEGIN), and their
+    # tasks; the last of them creates ``task_id``.
+    chained: tuple[bytes, ...] = ()
+    chain: tuple[int, ...] = ()
 
 
 class WorkerConnection(psycopg.Connection[TupleRow]):
@@ -315,6 +324,19 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
         self._held.append(op)
 
+    @contextmanager
+    def captured(self) -> Iterator[list[list[Any]]]:
+        """Writes made inside are collected in the list given, not held for sending: the
+        bookkeeping of a step still to run (a chain's, see runtime.chains), which travels with
+        that step's own statement."""
+        held, deleted = self._held, set(self.deleted)
+        ops: list[list[Any]] = []
+        self._held = ops
+        try:
+            yield ops
+        finally:
+            self._held, self.deleted = held, deleted
+
     def hold_insert(self, op: list[Any]) -> None:
         """Hold an ``insert`` op whose id is given: made a ``move`` into the row of a task that a
         held write deletes (the first such), in that write's place, when there is one. Every
@@ -391,6 +413,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if self.chain:
             statements.append(b"BEGIN")
         if following is not None:
+            statements += following.chained
             statements.append(following.statement)
         with super().cursor() as cur:
             try:
@@ -398,6 +421,9 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             except psycopg.Error as exc:
                 if following is None or self.broken:
                     raise
+                if following.chain:
+                    self._chain_stopped(cur, following, exc)
+                    return
                 # The message stopped at its first error. Whether that was the commit or the
                 # next step, the committed step's task tells: the step deleted it. (Gone for
                 # another reason, after a failed commit, it leaves nothing of this worker's.)
@@ -415,6 +441,31 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             if following is not None:
                 self.prefetched = (following.task_id, cur.fetchone())
         self._open = self.chain
+
+    def _chain_stopped(self, cur: psycopg.Cursor[Any], following: NextStep,
+                       exc: psycopg.Error) -> None:
+        """The message that committed a step and ran a chain after it stopped at an error.
+
+        Each step of the chain moved the task on to the next one when it committed, so the one
+        task of the chain that exists tells where the message stopped: at the commit of the
+        step before the chain (its own task is still there: the error is raised), or at a step
+        of the chain or the last step. A step that failed is answered from ``prefetched`` with
+        its error, as the next step of a plain commit is. A step that was not taken (SQLSTATE
+        DFC01: its task is held elsewhere or gone, or the instance no longer runs), or a chain
+        whose tasks are all gone, leaves nothing to go on with."""
+        self.rollback()
+        tasks = (following.after, *following.chain, following.task_id)
+        cur.execute(query("existing_tasks"), {"ids": list(tasks)})
+        existing = {row[0] for row in cur.fetchall()}
+        if following.after in existing:
+            raise exc  # the commit failed
+        self._open = False
+        if exc.sqlstate == CHAIN_STEP_NOT_TAKEN:
+            return  # no step failed (one that ran passed the checks of prepared statements)
+        self._drop_prepared(cur)  # a step that failed may have touched them
+        here = next((task for task in tasks[1:] if task in existing), None)
+        if here is not None:
+            self.prefetched = (here, exc)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         # a statement of the session's own comes after the writes held before it

@@ -181,6 +181,10 @@ class Context:
         # when the statement fails in a way that aborts the transaction (a chained step, see
         # runtime.worker: it must fail alone, not take the earlier work of the transaction along)
         self.step_savepoint = False
+        # While a chain of steps is planned (runtime.chains): the steps it creates are due this
+        # many seconds later, so that no other worker takes one between the chain's
+        # transactions (the chain takes them at once; after a crash, others do then).
+        self.lease = 0.0
 
     # --- creating activations ---------------------------------------------------------------
 
@@ -195,8 +199,8 @@ class Context:
         self.ready_count += 1
         task_id = self.store.insert_task(
             instance_id=self.instance.id, node_id=node.id, parent_id=parent_id, branch=branch,
-            status="ready", scope=scope, state=full_state, delay=delay, want_id=False,
-            next_step=following,
+            status="ready", scope=scope, state=full_state,
+            delay=delay if delay > 0 else self.lease, want_id=False, next_step=following,
         )
         if task_id is not None:
             self.next_step = Task(task_id, self.instance.id, node.id, parent_id, branch, "ready",

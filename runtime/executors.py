@@ -180,7 +180,18 @@ class SqlExecutor(_Leaf):
             return None
         return ctx.store.step_statement(task.id, ctx.instance.role_oid, sql,
                                         self._returns_rows(ctx, node, sql),
-                                        ctx.instance.search_path, task.parent_id)
+                                        ctx.instance.search_path, task.parent_id, ctx.lease)
+
+    def chained_statement(self, ctx: Context, node: Node, task: Task,
+                          ops: list[list[Any]]) -> bytes:
+        """The statement that runs ``task`` as a step of a chain (runtime.chains), records its
+        node as completed and applies ``ops``, its other writes."""
+        sql = substitute_sql(substitute_vars(node.spec["sql"], ctx.variables), task.scope)
+        assert task.parent_id is not None
+        return ctx.store.chained_step_statement(
+            task.id, task.instance_id, node.id, ctx.instance.role_oid, sql,
+            self._returns_rows(ctx, node, sql), ctx.instance.search_path, task.parent_id, ops,
+            ctx.lease)
 
     @staticmethod
     def _outside(ctx: Context, task: Task, sql: str) -> Outcome:

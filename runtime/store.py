@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 
 from runtime.clock import DEFAULT_CLOCK, Clock
-from runtime.connection import WorkerConnection
+from runtime.connection import WorkerConnection, fast_dumps
 from runtime.jsonvalues import JSON, dumps
 from runtime.queries import query
 
@@ -455,13 +455,29 @@ class Store:
             return cur.fetchone()
 
     def step_statement(self, task_id: int, role_oid: int, sql: str, returns_rows: bool,
-                       search_path: str, then_lock: int | None) -> bytes:
-        """The statement of run_step(…, lock=True) for a worker session, to send later."""
+                       search_path: str, then_lock: int | None, lease: float = 0.0) -> bytes:
+        """The statement of run_step(…, lock=True) for a worker session, to send later (a task
+        due up to ``lease`` seconds later counts as due)."""
         assert isinstance(self.conn, WorkerConnection)
+        now = self.clock.now() + timedelta(seconds=lease)
         return self.conn.bind("run_step", {
-            "task": task_id, "lock": True, "now": self.clock.now(), "role": role_oid,
+            "task": task_id, "lock": True, "now": now, "role": role_oid,
             "sql": sql, "returns_rows": returns_rows, "search_path": search_path,
             "parent": then_lock, "prepared": self.conn.prepared_count})
+
+    def chained_step_statement(self, task_id: int, instance_id: str, node_id: str,
+                               role_oid: int, sql: str, returns_rows: bool, search_path: str,
+                               parent: int, ops: list[list[Any]], lease: float) -> bytes:
+        """The statement that runs a step of a chain (runtime.chains), records its node as
+        completed and applies ``ops``, its other writes (a task due up to ``lease`` seconds
+        later counts as due)."""
+        assert isinstance(self.conn, WorkerConnection)
+        now = self.clock.now() + timedelta(seconds=lease)
+        return self.conn.bind("run_chained_step", {
+            "task": task_id, "instance_id": instance_id, "node_id": node_id, "now": now,
+            "role": role_oid, "sql": sql, "returns_rows": returns_rows,
+            "search_path": search_path, "parent": parent,
+            "prepared": self.conn.prepared_count, "ops": Json(ops, dumps=fast_dumps)})
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:

@@ -39,6 +39,7 @@ from typing import Any
 
 import psycopg
 
+from runtime.chains import plan_chain
 from runtime.clock import Clock, RealClock
 from runtime.connection import NextStep, WorkerConnection, connect
 from runtime.engine import Context, OutsideTransaction, Record, Settings, StepFailed
@@ -105,6 +106,8 @@ class _Slot:
     # the context of the step just run, when its only new task is a SQL step to go on with
     next_ctx: Context | None = None
     following: int = 0  # steps gone on with since the last claim
+    # the steps of a chain (runtime.chains) run ahead of the step gone on with
+    chain: tuple[Task, ...] = ()
 
 
 class Worker:
@@ -267,7 +270,8 @@ class Worker:
             for slot in self._slots:
                 if slot.conn is None or slot.instance_id != instance_id:
                     continue
-                if task_ids is not None and slot.task_id not in task_ids:
+                if task_ids is not None and slot.task_id not in task_ids \
+                        and not any(task.id in task_ids for task in slot.chain):
                     continue
                 slot.cancelled = True
                 if slot.abort is not None:
@@ -390,10 +394,17 @@ class Worker:
         workers are not told about it; one that claimed it in between keeps it (then this
         executor claims as usual)."""
         ctx, slot.next_ctx = slot.next_ctx, None
+        chain, slot.chain = slot.chain, ()
         if not isinstance(conn, WorkerConnection):
             return None
         prefetched = conn.prefetched
         step = None if ctx is None else ctx.next_step
+        if chain and step is not None:
+            if prefetched is not None and prefetched[0] != step.id:
+                # a step of the chain failed: it fails as the step gone on with would
+                step = next((task for task in chain if task.id == prefetched[0]), step)
+            with self._slots_lock:  # where the chain stopped, keeping a cancellation heard
+                slot.task_id, slot.node_id = step.id, step.node_id
         if ctx is None or step is None or prefetched is None or prefetched[0] != step.id \
                 or not (isinstance(prefetched[1], BaseException) or prefetched[1][0]):
             slot.following = 0
@@ -603,11 +614,22 @@ class Worker:
         if not isinstance(conn, WorkerConnection) or not isinstance(executor, SqlExecutor) \
                 or node is None or ran.id not in conn.deleted:
             return  # (a compound task that stays, e.g. a retry's timer, claims the next step)
-        statement = executor.statement(ctx, node, step)
-        if statement is None:
-            return
+        chain = plan_chain(ctx, executor, step, MAX_FOLLOWING_STEPS - slot.following - 1)
+        if chain is not None:
+            last = chain.last
+            statement = executor.statement(ctx, ctx.plan.nodes[last.node_id], last)
+            ctx.lease = 0.0
+            assert statement is not None  # a transactional step that refers to no result
+            conn.run_next = NextStep(ran.id, last.id, statement, chain.statements,
+                                     tuple(task.id for task in chain.tasks))
+            slot.chain = chain.tasks
+            slot.following += len(chain.tasks)
+        else:
+            statement = executor.statement(ctx, node, step)
+            if statement is None:
+                return
+            conn.run_next = NextStep(ran.id, step.id, statement)
         slot.next_ctx = ctx
-        conn.run_next = NextStep(ran.id, step.id, statement)
         self._busy(slot, conn, step.instance_id, step.id, step.node_id)
         with self._slots_lock:
             slot.in_sql = True

@@ -190,6 +190,18 @@ SELECT s.got, s.task_state, s.result_rows, s.error_message, s.error_state, s.par
                          %(role)s::oid::regrole, %(sql)s::text, %(returns_rows)s::boolean,
                          %(search_path)s::text, %(parent)s::bigint, %(prepared)s::bigint) s;
 
+-- name: run_chained_step
+-- One step of a chain (df._run_chained_step), sent with the rest of the chain in one message;
+-- raises when the step does not complete.
+SELECT df._run_chained_step(%(task)s::bigint, %(instance_id)s::text, %(node_id)s::text,
+                            %(now)s::timestamptz, %(role)s::oid::regrole, %(sql)s::text,
+                            %(returns_rows)s::boolean, %(search_path)s::text, %(parent)s::bigint,
+                            %(prepared)s::bigint, %(ops)s::json);
+
+-- name: existing_tasks
+-- Which of these tasks exist (after a chain of steps stopped: the one that does is where).
+SELECT t.id FROM df.tasks t WHERE t.id = ANY(%(ids)s::bigint[]);
+
 -- name: apply
 -- A step's held-back writes in one call (runtime/connection.py, WorkerConnection).
 SELECT df._apply(%(ops)s::json);

@@ -1,0 +1,269 @@
+"""Chains: a sequence's independent SQL steps run in one message, each in its own transaction.
+
+Every test runs the same workflow with chains and with chains switched off
+(``runtime.chains.MAX_CHAIN = 0``) and expects the same outcome, the same node records and
+the same effects: a chain changes how steps travel to the server, never what they do.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from helpers import eventually, running_worker, start, wait
+from plans import PlanBuilder
+
+import runtime.worker
+from runtime import chains
+from runtime.chains import Chain
+from runtime.worker import Worker, WorkerOptions
+
+
+@pytest.fixture
+def chain_calls(monkeypatch: pytest.MonkeyPatch) -> list[Chain | None]:
+    """The chains the worker planned (the real planner, watched)."""
+    calls: list[Chain | None] = []
+    real = chains.plan_chain
+
+    def watched(*args: Any) -> Chain | None:
+        planned = real(*args)
+        calls.append(planned)
+        return planned
+
+    monkeypatch.setattr(runtime.worker, "plan_chain", watched)
+    return calls
+
+
+@pytest.fixture
+def log_table(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS chain_log (k text, n int, UNIQUE (k, n))")
+        conn.execute("GRANT ALL ON chain_log TO PUBLIC")
+    return "chain_log"
+
+
+def _insert(n: int) -> str:
+    return f"INSERT INTO chain_log (k, n) VALUES ('{{sys_label}}', {n}) RETURNING n"
+
+
+def _mixed_plan() -> dict[str, Any]:
+    """Independent steps, a named one and a step that uses it: chains stop around them."""
+    b = PlanBuilder("mixed")
+    return b.build(b.seq(
+        b.sql(_insert(1)), b.sql(_insert(2)), b.sql("SELECT 2 AS two, 'x' AS x"),
+        b.sql(_insert(3)), b.sql("SELECT 41 AS v", bind="a"), b.sql(_insert(4)),
+        b.sql("SELECT $a.v + 1 AS answer"), b.sql(_insert(5)), b.sql(_insert(6)),
+        b.sql(_insert(7)), b.sql("SELECT count(*) AS n FROM chain_log WHERE k = '{sys_label}'"),
+    ))
+
+
+def _run(dsn: str, plan: dict[str, Any], label: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Run ``plan`` to its end; what it left behind (without ids and times)."""
+    with running_worker(dsn):
+        instance = start(dsn, plan, label)
+        status = wait(dsn, instance, int(timeout))
+    with psycopg.connect(dsn) as conn:
+        nodes = conn.execute(
+            "SELECT id, status, result, runs, attempts, last_error FROM df.nodes"
+            " WHERE instance_id = %s ORDER BY id", (instance,)).fetchall()
+        tasks = conn.execute("SELECT count(*) FROM df.tasks WHERE instance_id = %s",
+                             (instance,)).fetchone()
+        found = conn.execute("SELECT output, failure FROM df.instances WHERE id = %s",
+                             (instance,)).fetchone()
+        effects = conn.execute("SELECT n FROM chain_log WHERE k = %s ORDER BY n",
+                               (label,)).fetchall()
+    assert found is not None
+    return {"status": status, "nodes": nodes, "tasks": tasks, "output": found[0],
+            "error": found[1], "effects": [n for (n,) in effects]}
+
+
+def _without_chains(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chains, "MAX_CHAIN", 0)
+
+
+def test_a_chain_leaves_what_steps_one_by_one_leave(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chained = _run(dsn, _mixed_plan(), "mixed-chained")
+    lengths = [len(c.tasks) for c in chain_calls if c is not None]
+    assert lengths and max(lengths) >= 2, chain_calls
+    _without_chains(monkeypatch)
+    chain_calls.clear()
+    plain = _run(dsn, _mixed_plan(), "mixed-plain")
+    assert not [c for c in chain_calls if c is not None]
+    assert chained == plain
+    assert chained["status"] == "completed"
+    assert chained["effects"] == [1, 2, 3, 4, 5, 6, 7]
+    assert json.loads(chained["output"])["rows"] == [{"n": 7}]
+    results = {node: result for node, _, result, *_ in chained["nodes"]}
+    assert results["n2"] == {"rows": [{"two": 2, "x": "x"}], "row_count": 1}
+
+
+def _failing_plan(name: str) -> dict[str, Any]:
+    b = PlanBuilder(name)
+    return b.build(b.seq(*[b.sql(_insert(n)) for n in (1, 2, 3)], b.sql("SELECT 1 / 0"),
+                         *[b.sql(_insert(n)) for n in (4, 5, 6)]))
+
+
+def test_a_step_that_fails_in_a_chain_fails_as_on_its_own(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chained = _run(dsn, _failing_plan("fails"), "fails-chained")
+    assert any(c is not None and len(c.tasks) >= 3 for c in chain_calls), chain_calls
+    _without_chains(monkeypatch)
+    plain = _run(dsn, _failing_plan("fails"), "fails-plain")
+    assert chained == plain
+    assert chained["status"] == "failed"
+    assert chained["effects"] == [1, 2, 3]  # the steps before committed, none after ran
+    assert "division by zero" in f"{chained['output']} {chained['error']}"
+    assert chained["tasks"] == (0,)
+
+
+def test_a_transient_failure_in_a_chain_is_retried(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE IF NOT EXISTS chain_flaky_calls")
+        conn.execute("GRANT ALL ON SEQUENCE chain_flaky_calls TO PUBLIC")
+        # fails its first call only: a sequence does not roll back with the step
+        conn.execute("""
+            CREATE OR REPLACE FUNCTION chain_flaky() RETURNS int LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('chain_flaky_calls') = 1 THEN
+                    RAISE EXCEPTION 'try again' USING ERRCODE = 'serialization_failure';
+                END IF;
+                RETURN 1;
+            END $$""")
+    b = PlanBuilder("flaky")
+    plan = b.build(b.seq(b.sql(_insert(1)), b.sql(_insert(2)), b.sql("SELECT chain_flaky()"),
+                         b.sql(_insert(3)), b.sql(_insert(4))))
+    found = _run(dsn, plan, "flaky")
+    assert any(c is not None for c in chain_calls)
+    assert found["status"] == "completed"
+    assert found["effects"] == [1, 2, 3, 4]
+    attempts = {node: attempts for node, _, _, _, attempts, _ in found["nodes"]}
+    assert attempts["n2"] == 2
+
+
+def test_cancelling_an_instance_stops_its_chain(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    b = PlanBuilder("slow")
+    plan = b.build(b.seq(b.sql(_insert(1)), b.sql(_insert(2)), b.sql("SELECT pg_sleep(30)"),
+                         b.sql(_insert(3)), b.sql(_insert(4))))
+    with running_worker(dsn):
+        instance = start(dsn, plan, "slow")
+
+        def sleeping() -> bool:  # the two steps before committed, the third one sleeps
+            with psycopg.connect(dsn) as conn:
+                done = conn.execute("SELECT count(*) FROM chain_log WHERE k = 'slow'").fetchone()
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE wait_event = 'PgSleep'").fetchone()
+                return done == (2,) and row is not None and row[0] > 0
+
+        eventually(sleeping)
+        began = time.monotonic()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT df.cancel(%s)", (instance,))
+        assert wait(dsn, instance, 20) == "cancelled"
+        assert time.monotonic() - began < 15
+    assert any(c is not None for c in chain_calls)
+    with psycopg.connect(dsn) as conn:
+        effects = conn.execute("SELECT n FROM chain_log WHERE k = 'slow' ORDER BY n").fetchall()
+        tasks = conn.execute("SELECT count(*) FROM df.tasks WHERE instance_id = %s",
+                             (instance,)).fetchone()
+    assert [n for (n,) in effects] == [1, 2]
+    assert tasks == (0,)
+
+
+def test_chains_of_many_instances_run_each_step_once(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    """Several workers on many chained instances at once: every step's effect exactly once."""
+    b = PlanBuilder("many")
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in range(12)]))
+    labels = [f"many-{i}" for i in range(24)]
+    with running_worker(dsn, concurrency=4), running_worker(dsn, concurrency=4):
+        instances = [start(dsn, plan, label) for label in labels]
+        statuses = {wait(dsn, instance, 60) for instance in instances}
+    assert statuses == {"completed"}
+    assert any(c is not None for c in chain_calls)
+    with psycopg.connect(dsn) as conn:
+        counts = conn.execute("SELECT k, count(*) FROM chain_log WHERE k LIKE 'many-%%'"
+                              " GROUP BY k").fetchall()
+    assert dict(counts) == {label: 12 for label in labels}
+
+
+def test_a_chain_that_other_workers_keep_claiming_at_runs_each_step_once(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    """While a chain runs, another worker's executors are woken again and again: they may take
+    a step over (a chain's tasks are held back from them only briefly), but every step runs
+    exactly once and the workflow completes."""
+    b = PlanBuilder("contended")
+    plan = b.build(b.seq(*[b.sql(f"INSERT INTO chain_log (k, n) SELECT '{{sys_label}}', {n}"
+                                 " FROM pg_sleep(0.05)") for n in range(10)]))
+    stop = threading.Event()
+
+    def poke() -> None:  # wakes the other worker's executors again and again
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("NOTIFY df_work")
+                time.sleep(0.005)
+
+    def chain_running() -> bool:  # a step of the chain has committed
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT status FROM df.nodes WHERE instance_id = %s"
+                               " AND id = 'n2'", (instance,)).fetchone()
+            return row == ("completed",)
+
+    poker = threading.Thread(target=poke)
+    with running_worker(dsn, concurrency=1):
+        instance = start(dsn, plan, "contended")
+        eventually(chain_running)
+        with running_worker(dsn, concurrency=2):
+            poker.start()
+            try:
+                assert wait(dsn, instance, 30) == "completed"
+            finally:
+                stop.set()
+                poker.join()
+    assert any(c is not None and len(c.tasks) >= 5 for c in chain_calls), chain_calls
+    with psycopg.connect(dsn) as conn:
+        effects = conn.execute("SELECT n FROM chain_log WHERE k = 'contended' ORDER BY n"
+                               ).fetchall()
+        runs = conn.execute("SELECT DISTINCT runs FROM df.nodes WHERE instance_id = %s"
+                            " AND node_type = 'sql'", (instance,)).fetchall()
+    assert [n for (n,) in effects] == list(range(10))
+    assert runs == [(1,)]
+
+
+def test_each_step_of_a_chain_has_its_own_statement_timeout(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    """The chain is one message, but statement_timeout counts for each statement of it: six
+    steps of 0.4 s run under a timeout of 1 s, and a step of 3 s does not."""
+    b = PlanBuilder("timed")
+    plan = b.build(b.seq(*[b.sql(f"SELECT pg_sleep(0.4), {n} AS n") for n in range(6)],
+                         b.sql("SELECT pg_sleep(3)"), b.sql(_insert(1))))
+    worker = Worker(dsn, WorkerOptions(concurrency=1, statement_timeout_ms=1_000))
+    worker.start()
+    try:
+        instance = start(dsn, plan, "timed")
+        assert wait(dsn, instance, 30) == "failed"
+    finally:
+        worker.stop()
+        worker.join(30)
+    assert any(c is not None and len(c.tasks) >= 5 for c in chain_calls), chain_calls
+    with psycopg.connect(dsn) as conn:
+        statuses = dict(conn.execute("SELECT id, status FROM df.nodes WHERE instance_id = %s",
+                                     (instance,)).fetchall())
+        failure = conn.execute("SELECT output FROM df.instances WHERE id = %s",
+                               (instance,)).fetchone()
+    assert [statuses[f"n{n}"] for n in range(6)] == ["completed"] * 6
+    assert statuses["n6"] == "failed"
+    assert failure is not None and "statement timeout" in str(failure[0])
