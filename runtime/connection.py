@@ -381,6 +381,12 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
         return self._task_ids.pop()
 
+    def rollback(self) -> None:
+        # psycopg's rollback deallocates every prepared statement of the session (ours too)
+        # whenever it had prepared some of its own: after any rollback ours are in doubt
+        super().rollback()
+        self._distrust_statements()
+
     def discard_prefetched(self) -> None:
         """Drop a step the last commit ran ahead: a step that ran is rolled back (one that did
         not get its task left nothing in the open transaction)."""

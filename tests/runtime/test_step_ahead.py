@@ -7,6 +7,8 @@ every prepared statement on rollback, and the worker must prepare its own again.
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from helpers import start
 from plans import single
 
@@ -38,5 +40,36 @@ def test_a_discarded_step_run_ahead_leaves_the_session_usable(dsn: str) -> None:
         row = conn.execute("SELECT state ->> 'n' FROM df.tasks WHERE id = %s",
                            (task_id,)).fetchone()
         assert row == ("after",)
+    finally:
+        conn.close()
+
+
+def test_the_worker_prepares_its_statements_again_after_any_rollback(dsn: str) -> None:
+    """A message that stops at an error (a chain whose step was not taken, a commit that failed)
+    is rolled back with psycopg's own rollback, which deallocates every prepared statement of
+    the session when psycopg had prepared some: the worker's are gone with them."""
+    instance = start(dsn, single("SELECT 1"))
+    conn = connect(dsn, worker=True)
+    assert isinstance(conn, WorkerConnection)
+    store = Store(conn)
+    try:
+        task_id = int(conn.execute("SELECT id FROM df.tasks WHERE instance_id = %s",
+                                   (instance,)).fetchone()[0])  # type: ignore[index]
+        for n in range(6):
+            conn.execute("SELECT %s::int", (n,))
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": n})
+        names = {r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements")}
+        assert any(name.startswith("dfc_") for name in names)
+        assert any(not name.startswith("dfc_") for name in names)
+        with conn.cursor() as cur, pytest.raises(psycopg.errors.DivisionByZero):
+            cur.execute(b"BEGIN; SELECT 1 / 0")
+        conn.rollback()
+        for n in range(2):
+            with conn.transaction():
+                store.update_task_state(task_id, {"n": f"after {n}"})
+        row = conn.execute("SELECT state ->> 'n' FROM df.tasks WHERE id = %s",
+                           (task_id,)).fetchone()
+        assert row == ("after 1",)
     finally:
         conn.close()
