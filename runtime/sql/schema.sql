@@ -729,7 +729,10 @@ LANGUAGE sql IMMUTABLE
 AS $$ SELECT '0.1.0 (dfc runtime, schema 2)' $$;
 
 -- Store a compiled plan for the caller; returns its id. A plan whose hash matches the latest
--- version under the same name is not stored again.
+-- version under the same name is not stored again. That is looked up first without a lock: the
+-- name's lock is held until the caller commits, and taken on every call it made concurrent
+-- df.start calls of one plan (or of single statements, all named sql) wait for each other's
+-- commits.
 CREATE FUNCTION df._store_plan(p_plan jsonb, p_installed boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -756,6 +759,13 @@ BEGIN
         RAISE EXCEPTION 'Invalid durable function: root node % is not in the node table',
             p_plan ->> 'root' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    SELECT * INTO v_latest FROM df.plans p
+     WHERE p.owner = df._my_role() AND p.installed = p_installed AND p.name = v_name
+     ORDER BY p.version DESC LIMIT 1;
+    IF FOUND AND v_latest.hash = v_hash THEN
+        RETURN v_latest.id;
+    END IF;
+    -- a new version: one at a time per name (and again what the latest is, once it is ours)
     PERFORM pg_advisory_xact_lock(1147489351, hashtext(v_name));
     SELECT * INTO v_latest FROM df.plans p
      WHERE p.owner = df._my_role() AND p.installed = p_installed AND p.name = v_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import psycopg
 from helpers import running_worker, wait
 from plans import single
 
@@ -54,6 +55,51 @@ def test_installed_plans_are_versioned(dsn: str) -> None:
     assert r1 == ({"rows": [{"v": 1}], "row_count": 1},)
     assert r2 == ({"rows": [{"v": 2}], "row_count": 1},)
     assert info == ("p", "2")
+
+
+def test_concurrent_starts_of_one_plan_do_not_wait_for_each_others_commit(dsn: str) -> None:
+    """Applications start the same plan (or single statements, all named sql) from many
+    connections at once: a start whose plan is stored already takes no lock another caller's
+    open transaction holds."""
+    plan = json.dumps(single("SELECT 1 AS v", "shared"))
+    with connect(dsn) as first, connect(dsn) as second:
+        ids = [first.execute("SELECT df.start(%s)", (plan,)).fetchone(),
+               first.execute("SELECT df.start('SELECT 42')").fetchone()]
+        with first.transaction(force_rollback=True):
+            first.execute("SELECT df.start(%s)", (plan,))
+            first.execute("SELECT df.start('SELECT 42')")
+            with second.transaction(force_rollback=True):
+                second.execute("SET LOCAL lock_timeout = '2s'")
+                ids += [second.execute("SELECT df.start(%s)", (plan,)).fetchone(),
+                        second.execute("SELECT df.start('SELECT 42')").fetchone()]
+                plans = second.execute(
+                    "SELECT count(DISTINCT i.plan_id) FILTER (WHERE p.name = 'shared'),"
+                    " count(DISTINCT i.plan_id) FILTER (WHERE p.name = 'sql')"
+                    " FROM df.instances i JOIN df.plans p ON p.id = i.plan_id"
+                    " WHERE i.id = ANY (%s)", ([row[0] for row in ids if row],)).fetchone()
+    assert plans == (1, 1)  # the stored versions, not new ones
+
+
+def test_a_new_version_is_stored_once_by_concurrent_starts(dsn: str) -> None:
+    """Two callers start a plan that is not stored yet: the second one waits for the first
+    one's version and uses it."""
+    plan = json.dumps(single("SELECT 2 AS v", "raced"))
+    with connect(dsn) as first, connect(dsn) as second:
+        with first.transaction():
+            first.execute("SELECT df.start(%s)", (plan,))
+            second.execute("SET lock_timeout = '300ms'")
+            try:
+                second.execute("SELECT df.start(%s)", (plan,))
+            except psycopg.errors.LockNotAvailable:
+                waited = True
+            else:
+                waited = False
+            second.rollback()
+        second.execute("SET lock_timeout = 0")
+        second.execute("SELECT df.start(%s)", (plan,))
+        versions = second.execute("SELECT count(*) FROM df.plans WHERE name = 'raced'").fetchone()
+    assert waited
+    assert versions == (1,)
 
 
 def test_list_instances_keyset_pagination(dsn: str) -> None:
