@@ -5,10 +5,15 @@
     .venv/bin/python benchmarks/runtime_bench.py --statements [--chains 200] [--concurrency 1]
 
 Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
-* steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors);
-* pgbench's rate for an equivalent INSERT+UPDATE+INSERT transaction (1 and 16 clients), and
-  the ratio of steps/s to it (compare ratios across runs: fsync time varies a lot);
-* start-to-first-step latency p50/p99 (df.start committed → first step's statement running);
+* steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors),
+  kept in flight by as many clients in a process of their own (benchmarks/bench_clients.py),
+  each starting an instance and the next one when it finished; and the same with a backlog:
+  all instances started at once (one transaction), 1 and 16 executors working through them;
+* pgbench's rate for an equivalent INSERT+UPDATE+INSERT transaction (1 and 16 clients; the
+  mean of a run right before and one right after the scenarios), and the ratio of steps/s to
+  it (compare ratios across runs: fsync time varies a lot);
+* start-to-first-step latency p50/p99: from df.start's commit (the moment it returned) to the
+  first step's statement running, and from the call (its transaction's start, commit included);
 * resident memory of an idle ``dfc worker`` process.
 With ``--cpu``: CPU time per step instead (the worker's process and its server backends, from
 /proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
@@ -57,18 +62,6 @@ INSERT INTO pgb_log (k, n) VALUES ('y', :id);
 END;
 """
 
-# Announces finished instances to the harness (one notification per instance, not per step).
-BENCH_DONE_TRIGGER = """
-CREATE FUNCTION bench_done() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('bench_done', NEW.id);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER bench_done AFTER UPDATE OF status ON df.instances FOR EACH ROW
-    WHEN (NEW.status IN ('completed', 'failed', 'cancelled')) EXECUTE FUNCTION bench_done();
-"""
-
-
 def chain_plan(steps: int = 10) -> str:
     b = PlanBuilder("bench")
     root = b.seq(*[b.sql(f"INSERT INTO bench (k, n) VALUES ('{{sys_instance_id}}', {i})")
@@ -76,23 +69,44 @@ def chain_plan(steps: int = 10) -> str:
     return json.dumps(b.build(root))
 
 
-def drive(conn: Any, plan: str, concurrency: int, chains: int) -> None:
-    """Start ``chains`` instances of ``plan``, ``concurrency`` at a time, until all finished."""
-    pending: set[str] = set()
-    started = 0
-    while started < chains or pending:
-        while started < chains and len(pending) < concurrency:
-            row = conn.execute("SELECT df.start(%s)", (plan,)).fetchone()
-            assert row is not None
-            pending.add(row[0])
-            started += 1
-        for note in conn.notifies(timeout=1.0, stop_after=1):
-            pending.discard(note.payload)
+class Applications:
+    """``concurrency`` clients keeping as many instances of ``plan`` in flight, in a process of
+    their own (benchmarks/bench_clients.py); warmed up once started."""
+
+    def __init__(self, dsn: str, plan: str, concurrency: int, chains: int,
+                 backlog: bool = False) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "bench_clients.py"), dsn,
+             str(concurrency), str(chains), plan, *(["backlog"] if backlog else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdin is not None
+        line = self.process.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"bench_clients.py stopped (exit status {self.process.wait(30)})")
+
+    def run(self) -> float:
+        """Run the instances; the seconds they took."""
+        assert self.process.stdout is not None and self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line.strip():
+            raise RuntimeError(f"bench_clients.py stopped (exit status {self.process.wait(30)})")
+        elapsed = float(line)
+        self.process.wait(30)
+        return elapsed
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
 
 
-def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0) -> float:
+def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0,
+               backlog: bool = False) -> float:
     """Steps per second for ``chains`` 10-step chains, ``concurrency`` instances in flight;
-    executed by an in-process worker, or by ``processes`` ``dfc worker`` processes."""
+    executed by an in-process worker, or by ``processes`` ``dfc worker`` processes. With
+    ``backlog``: all started at once, ``concurrency`` executors working through them."""
     plan = chain_plan()
     worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
     children = [
@@ -105,16 +119,13 @@ def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0) -> f
         worker.start()
     time.sleep(2.0 if children else 0.5)
     try:
+        # warm-up, not timed: the worker's first steps load modules and plans
+        applications = Applications(dsn, plan, concurrency, chains, backlog)
+        try:
+            elapsed = applications.run()
+        finally:
+            applications.close()
         with connect(dsn) as conn:
-            # finished instances are announced by the bench's own trigger (see main), so the
-            # harness waits without polling the server it measures
-            conn.execute("LISTEN bench_done")
-            # warm-up, not timed: the worker's first steps load modules and plans
-            drive(conn, plan, concurrency, concurrency)
-            began = time.perf_counter()
-            drive(conn, plan, concurrency, chains)
-            elapsed = time.perf_counter() - began
-            conn.execute("UNLISTEN bench_done")
             failed = conn.execute("SELECT count(*) FROM df.instances WHERE status <> 'completed'").fetchone()
             assert failed == (0,), f"{failed} instances did not complete"
     finally:
@@ -177,22 +188,22 @@ def cpu_per_step(
         return total / tick
 
     try:
+        applications = Applications(dsn, plan, concurrency, chains)
         with connect(dsn) as conn:
-            conn.execute("LISTEN bench_done")
-            drive(conn, plan, concurrency, concurrency)
             pids = [int(r[0]) for r in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'dfc-worker'")]
             lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
-            client, server, began = time.process_time(), server_cpu(pids), time.perf_counter()
-            drive(conn, plan, concurrency, chains)
-            elapsed = time.perf_counter() - began
+            client, server = time.process_time(), server_cpu(pids)
+            try:
+                elapsed = applications.run()
+            finally:
+                applications.close()
             client, server = time.process_time() - client, server_cpu(pids) - server
             end = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
             # written out up to there (synchronous_commit is off)
             conn.execute("SELECT pg_switch_wal()")
             assert lsn is not None and end is not None
             wal = wal_stats(pgdata, lsn[0], end[0])
-            conn.execute("UNLISTEN bench_done")
     finally:
         worker.stop()
         worker.join(30)
@@ -216,31 +227,38 @@ def pgbench(server: Any, dsn_db: str, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-def start_latency(dsn: str, samples: int) -> tuple[float, float]:
+def start_latency(dsn: str, samples: int) -> tuple[float, float, float, float]:
+    """Milliseconds from df.start to the first step's statement, p50 and p99: from the moment
+    ``df.start`` returned (committed), then from the start of its transaction (the call, its
+    commit included). The server's clock and this process's are the same machine's."""
     b = PlanBuilder("latency")
     plan = json.dumps(b.build(b.sql(
         "INSERT INTO lat (id, at) VALUES ('{sys_instance_id}', clock_timestamp())")))
     worker = Worker(dsn, WorkerOptions(concurrency=2, statement_timeout_ms=0))
     worker.start()
     time.sleep(0.5)
-    ids = []
+    returned: dict[str, float] = {}
     try:
         with connect(dsn) as conn:
             for _ in range(samples):
                 row = conn.execute("SELECT df.start(%s)", (plan,)).fetchone()
                 assert row is not None
-                ids.append(row[0])
+                returned[row[0]] = time.time()
                 conn.execute("SELECT df.await_instance(%s, 30)", (row[0],))
                 time.sleep(0.01)  # let the worker go idle again
             rows = conn.execute(
-                "SELECT EXTRACT(EPOCH FROM (l.at - i.created_at)) * 1000 FROM lat l "
-                "JOIN df.instances i ON i.id = l.id").fetchall()
+                "SELECT l.id, EXTRACT(EPOCH FROM l.at), EXTRACT(EPOCH FROM i.created_at)"
+                " FROM lat l JOIN df.instances i ON i.id = l.id").fetchall()
     finally:
         worker.stop()
         worker.join(30)
-    values = sorted(float(r[0]) for r in rows)
-    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-    return statistics.median(values), p99
+    committed = sorted((float(at) - returned[iid]) * 1000 for iid, at, _ in rows)
+    called = sorted((float(at) - float(created)) * 1000 for _, at, created in rows)
+
+    def p99(values: list[float]) -> float:
+        return values[min(len(values) - 1, int(len(values) * 0.99))]
+
+    return (statistics.median(committed), p99(committed), statistics.median(called), p99(called))
 
 
 def idle_worker_rss(dsn: str) -> float:
@@ -326,7 +344,6 @@ def main() -> None:
         conn.execute("CREATE TABLE pgb_log (k text, n int)")
         conn.execute("CREATE TABLE pgb_state (id int PRIMARY KEY, n int)")
         conn.execute("INSERT INTO pgb_state SELECT g, 0 FROM generate_series(1, 1000) g")
-        conn.execute(BENCH_DONE_TRIGGER)
         if args.cpu:
             conn.execute("ALTER SYSTEM SET synchronous_commit = off")
             conn.execute("SELECT pg_reload_conf()")
@@ -348,20 +365,26 @@ def main() -> None:
                 f"{wal[0] / steps:4.1f} records, {wal[1] / steps:5.0f} bytes, "
                 f"{wal[2] / steps:4.2f} commits"
             )
-        p50, p99 = start_latency(dsn, args.samples)
-        print(f"start -> first step (no fsync): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        p50, p99, called50, called99 = start_latency(dsn, args.samples)
+        print(f"start -> first step (no fsync): p50 {p50:.2f} ms, p99 {p99:.2f} ms after"
+              f" df.start committed; p50 {called50:.2f} ms, p99 {called99:.2f} ms after the call")
         _remove(server, base)
         return
 
     results: dict[str, Any] = {}
-    results["steps_per_s_1"] = run_chains(dsn, 1, args.chains)
-    results["steps_per_s_16"] = run_chains(dsn, 16, args.chains * 4)
+    # pgbench right before and right after the scenarios it is compared with (the mean of
+    # the two): a shared machine's fsync and CPU speed drift within a minute
+    for n, chains in ((1, args.chains), (16, args.chains * 4)):
+        before = pgbench(server, "bench", n, args.seconds)
+        results[f"steps_per_s_{n}"] = run_chains(dsn, n, chains)
+        results[f"backlog_steps_per_s_{n}"] = run_chains(dsn, n, chains, backlog=True)
+        results[f"pgbench_tps_{n}"] = (before + pgbench(server, "bench", n, args.seconds)) / 2
     results["steps_per_s_16_2proc"] = run_chains(dsn, 16, args.chains * 4, processes=2)
-    results["pgbench_tps_1"] = pgbench(server, "bench", 1, args.seconds)
-    results["pgbench_tps_16"] = pgbench(server, "bench", 16, args.seconds)
-    p50, p99 = start_latency(dsn, args.samples)
+    p50, p99, called50, called99 = start_latency(dsn, args.samples)
     results["start_latency_ms_p50"] = p50
     results["start_latency_ms_p99"] = p99
+    results["start_latency_from_call_ms_p50"] = called50
+    results["start_latency_from_call_ms_p99"] = called99
     results["idle_worker_rss_mb"] = idle_worker_rss(dsn)
     _remove(server, base)
 
@@ -375,7 +398,12 @@ def main() -> None:
           f"(pgbench 16 clients: {results['pgbench_tps_16']:8.0f} tps, "
           f"ratio {results['ratio_16']:.2f})")
     print(f"steps/s, 16 instances, 2 worker processes: {results['steps_per_s_16_2proc']:8.0f}")
-    print(f"start -> first step:    p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(f"steps/s, a backlog of instances, 1 executor: {results['backlog_steps_per_s_1']:8.0f}"
+          f" (ratio {results['backlog_steps_per_s_1'] / results['pgbench_tps_1']:.2f}),"
+          f" 16 executors: {results['backlog_steps_per_s_16']:8.0f}"
+          f" (ratio {results['backlog_steps_per_s_16'] / results['pgbench_tps_16']:.2f})")
+    print(f"start -> first step:    p50 {p50:.2f} ms, p99 {p99:.2f} ms after df.start committed;"
+          f" p50 {called50:.2f} ms, p99 {called99:.2f} ms after the call (its commit included)")
     print(f"idle worker RSS:        {results['idle_worker_rss_mb']:.1f} MB")
     print(json.dumps(results))
 
