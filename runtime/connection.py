@@ -201,6 +201,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._wanted: set[str] = set()
         self._unpreparable: set[str] = set()
         self._suspect = False  # a transaction failed: check our prepared statements
+        # psycopg deallocates every prepared statement of the session, ours too, whenever it
+        # forgets its own (on rollback, and after a statement tagged DROP …, ALTER …, DISCARD
+        # ALL or DEALLOCATE ALL, such as a step run outside a transaction) if it had any:
+        # ours are in doubt from then on
+        forget = self._prepared.clear
+
+        def forget_all() -> bool:
+            self._distrust_statements()
+            return forget()
+
+        self._prepared.clear = forget_all  # type: ignore[method-assign]
         # Rows of tasks locked ahead (FOR UPDATE) in this transaction, by task id: valid until a
         # statement or write may have changed them, or the block that locked them ends.
         self.locked: dict[int, Any] = {}
@@ -319,6 +330,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._statements.clear()
         self._prepared.clear()  # psycopg's own, likewise: it deallocates after the next execute
         cur.execute(b"DEALLOCATE ALL")
+        self._suspect = False  # none left: nothing in doubt
 
     def hold(self, op: list[Any]) -> None:
         """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
@@ -380,12 +392,6 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 cur.execute(query("reserve_task_ids"), {"count": 32})
                 self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
         return self._task_ids.pop()
-
-    def rollback(self) -> None:
-        # psycopg's rollback deallocates every prepared statement of the session (ours too)
-        # whenever it had prepared some of its own: after any rollback ours are in doubt
-        super().rollback()
-        self._distrust_statements()
 
     def discard_prefetched(self) -> None:
         """Drop a step the last commit ran ahead: a step that ran is rolled back (one that did
