@@ -131,6 +131,11 @@ class SqlExecutor(_Leaf):
             run = store.run_step(task.id, ctx.instance.role_oid, sql, rows_wanted,
                                  ctx.instance.search_path, then_lock=task.parent_id,
                                  savepoint=ctx.step_savepoint)
+        except psycopg.errors.InvalidSqlStatementName:
+            # one of the worker's own prepared statements is missing (the step's statements run
+            # inside df._run_step_task, whose errors come back as the step's): the session's
+            # fault, not the step's (see Worker._retry_on_new_session)
+            raise
         except psycopg.errors.QueryCanceled as exc:
             # statement_timeout, or cancelled on purpose (df.cancel, a timeout, a lost race)
             if store.conn.broken:
@@ -209,8 +214,9 @@ class SqlExecutor(_Leaf):
             try:
                 store.run_outside_transaction(role_oid, sql, search_path)
             except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError) or store.conn.broken:
-                    raise  # the connection is gone: the statement runs again
+                if isinstance(exc, psycopg.OperationalError | psycopg.errors.InvalidSqlStatementName) \
+                        or store.conn.broken:
+                    raise  # the connection is gone, or the session's fault: the statement runs again
                 message = (exc.diag.message_primary if exc.diag else None) or str(exc)
                 return OutsideTransaction.completing(
                     Outcome.error(f"SQL execution failed: {message}"))

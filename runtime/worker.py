@@ -68,6 +68,11 @@ MAX_FOLLOWING_STEPS = 100
 VACUUM_EVERY_STEPS = 500
 
 
+# An error of the worker's own database session while it runs an instance's work (a step's own
+# errors are caught in SQL and recorded as the step's failures): the instance is taken again on
+# a new session this many times (per worker process) before it fails with an internal error.
+SESSION_RETRIES = 3
+
 # Notifications sent for the tasks one transaction makes ready at most (each wakes one sleeping
 # executor of some worker; executors look for more work after each step anyway).
 MAX_NOTIFIED_TASKS = 64
@@ -125,6 +130,7 @@ class Worker:
         self._covered = 0
         self._threads: list[threading.Thread] = []
         self._plans: dict[int, Plan | PlanError] = {}
+        self._session_failures: dict[str, int] = {}  # by instance id (_retry_on_new_session)
         self.steps_done = 0
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = self.options.clock
@@ -369,6 +375,13 @@ class Worker:
         except Exception as exc:  # a defect in the runtime must not loop on one task forever
             if conn.broken:
                 raise
+            if claim is not None and isinstance(exc, psycopg.Error) \
+                    and self._retry_on_new_session(claim.instance.id):
+                # its transaction was rolled back: the work is there to take again
+                log.warning("error of the worker's session running a task of %s (%s); taking "
+                            "it again on a new session", claim.instance.id, exc)
+                conn.close()  # the executor connects again (and prepares its statements anew)
+                return True
             log.error("internal error running a task:\n%s", traceback.format_exc())
             if outside is not None:
                 store.reset_session()  # the task's session lock
@@ -386,6 +399,17 @@ class Worker:
         if self.on_step is not None and claim is not None:
             self.on_step(claim.instance.id)
         return True
+
+    def _retry_on_new_session(self, instance_id: str) -> bool:
+        """Whether an instance whose work hit an error of the worker's own session is taken
+        again (on a new session) rather than failed: SESSION_RETRIES times per worker process.
+        (A defect that fails the same way every time must not loop forever.)"""
+        with self._slots_lock:
+            failures = self._session_failures.get(instance_id, 0) + 1
+            if len(self._session_failures) >= 1000:
+                self._session_failures.clear()  # bounded: long-finished instances are forgotten
+            self._session_failures[instance_id] = failures
+        return failures <= SESSION_RETRIES
 
     def _following(self, conn: psycopg.Connection[Any], slot: _Slot) -> Claim | None:
         """The step to go on with, without claiming it: the SQL step that the step just
