@@ -66,22 +66,14 @@ SELECT pg_catalog.pg_notify('df_work', %(payload)s || ':' || g::text)
 
 -- name: claim_task
 -- The one statement that hands out work: the oldest due task of a live instance, locked for
--- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold.
+-- the rest of the step's transaction (the lock is the lease), skipping tasks other workers hold
+-- (df._claim_task takes it, walking the ready index in its order).
 -- "Due" is decided by the worker's clock (runtime/clock.py): timers are stored as timestamps
 -- computed from it; tasks stamped by the server itself (df.start, signals) are due at once.
--- The instance is looked up by key for each candidate (not joined): without statistics (a fresh
--- or busy df schema) the planner otherwise scans all of df.instances for every ready task.
 SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
        i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,
        i.search_path, i.vars, i.root_node
-  FROM (SELECT c.id FROM df.tasks c
-         WHERE c.status = 'ready'
-           AND c.run_at <= GREATEST(%(now)s::timestamptz, pg_catalog.clock_timestamp())
-           AND (SELECT x.status FROM df.instances x WHERE x.id = c.instance_id)
-               OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
-         ORDER BY c.run_at, c.id
-         LIMIT 1
-           FOR UPDATE OF c SKIP LOCKED) claimed
+  FROM (SELECT df._claim_task(%(now)s::timestamptz) AS id) claimed
   JOIN df.tasks t ON t.id = claimed.id
   JOIN df.instances i ON i.id = t.instance_id;
 
