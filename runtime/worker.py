@@ -303,6 +303,7 @@ class Worker:
     def _execute(self, slot: _Slot) -> None:
         conn: psycopg.Connection[Any] | None = None
         backoff = 0.1
+        failing = 0.1  # the wait after an error of the executor's own, doubled while they last
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
@@ -312,6 +313,7 @@ class Worker:
                     backoff = 0.1
                 generation, mark = self._generation, self._announced
                 if self._step(conn, slot):
+                    failing = 0.1
                     continue
                 self._sleep(generation, mark, Store(conn, self.clock).seconds_until_due())
             except psycopg.OperationalError as exc:
@@ -321,6 +323,14 @@ class Worker:
                 conn = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:  # outside any task's own handling: the executor carries on
+                log.error("internal error in an executor (it starts a new session):\n%s",
+                          traceback.format_exc())
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(failing)
+                failing = min(failing * 2, 30.0)
         if conn is not None:
             conn.close()
 

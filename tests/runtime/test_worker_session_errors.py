@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import output, running_worker, start, wait
+from helpers import eventually, output, running_worker, start, wait
 from plans import PlanBuilder, single
 
 import runtime.worker
@@ -96,3 +96,28 @@ def test_a_glitch_of_the_session_around_a_step_outside_a_transaction_runs_it_aga
         status = wait(dsn, instance, 30)
     assert status == "completed", output(dsn, instance)
     assert len(calls) == 2
+
+
+def test_an_executor_outlives_an_error_outside_any_task(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error where no task's handling catches it (here: looking for the next timer before
+    going idle) costs the executor its session, not its life: with one executor, work started
+    afterwards still runs."""
+    calls: list[int] = []
+    real = Store.seconds_until_due
+
+    def seconds_until_due(self: Store) -> float | None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise psycopg.errors.InvalidSqlStatementName(
+                'prepared statement "dfc_next_due" does not exist')
+        return real(self)
+
+    monkeypatch.setattr(Store, "seconds_until_due", seconds_until_due)
+    with caplog.at_level(logging.ERROR, logger="dfc.worker"), running_worker(dsn, concurrency=1):
+        eventually(lambda: len(calls) >= 1)
+        instance = start(dsn, single("SELECT 1 AS one"))
+        status = wait(dsn, instance, 30)
+    assert status == "completed", output(dsn, instance)
+    assert any("internal error in an executor" in r.getMessage() for r in caplog.records)
