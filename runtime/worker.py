@@ -222,6 +222,7 @@ class Worker:
     def _listen(self) -> None:
         """LISTEN for work, and keep this worker's row in df.workers fresh (heartbeat)."""
         backoff = 0.1
+        failing = 0.1  # the wait after an error of the listener's own, doubled while they last
         registered = False
         while not self._stop.is_set():
             try:
@@ -253,12 +254,18 @@ class Worker:
                                 self._cancel(note.payload)
                             else:
                                 self._announce()
+                        failing = 0.1
                     if registered:
                         store.unregister_worker(self.id)
             except psycopg.Error as exc:
                 log.warning("listener connection lost (%s); reconnecting", exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:  # the listener carries on (without it no notification wakes anyone)
+                log.error("internal error in the listener (it starts a new session):\n%s",
+                          traceback.format_exc())
+                self._stop.wait(failing)
+                failing = min(failing * 2, 30.0)
 
     def _prune(self, store: Store) -> None:
         """Delete finished instances older than the retention, a batch at a time."""

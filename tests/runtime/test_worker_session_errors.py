@@ -121,3 +121,24 @@ def test_an_executor_outlives_an_error_outside_any_task(
         status = wait(dsn, instance, 30)
     assert status == "completed", output(dsn, instance)
     assert any("internal error in an executor" in r.getMessage() for r in caplog.records)
+
+
+def test_the_listener_outlives_an_error_of_its_own(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The listener (notifications, heartbeat, retention) logs an error that is not the
+    database's and goes on: the worker's heartbeat keeps coming."""
+    calls: list[int] = []
+    real = Store.heartbeat
+
+    def heartbeat(self: Store, worker_id: str, steps: int) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a defect in the heartbeat")
+        return real(self, worker_id, steps)
+
+    monkeypatch.setattr(Store, "heartbeat", heartbeat)
+    monkeypatch.setattr(runtime.worker, "HEARTBEAT_SECONDS", 0.05)
+    with caplog.at_level(logging.ERROR, logger="dfc.worker"), running_worker(dsn, concurrency=1):
+        eventually(lambda: len(calls) >= 3)
+    assert any("internal error in the listener" in r.getMessage() for r in caplog.records)
