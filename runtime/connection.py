@@ -475,6 +475,10 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if exc.sqlstate == CHAIN_STEP_NOT_TAKEN:
             return  # no step failed (one that ran passed the checks of prepared statements)
         self._drop_prepared(cur)  # a step that failed may have touched them
+        # and may have left what its rollback does not undo (a chained step fails without
+        # cleaning up after itself): session-level advisory locks and dblink connections. A
+        # step answered from `prefetched` fails as any step and is cleaned up again after.
+        cur.execute(query("reset_session"))
         here = next((task for task in tasks[1:] if task in existing), None)
         if here is not None:
             self.prefetched = (here, exc)

@@ -473,11 +473,17 @@ class Store:
         later counts as due)."""
         assert isinstance(self.conn, WorkerConnection)
         now = self.clock.now() + timedelta(seconds=lease)
-        return self.conn.bind("run_chained_step", {
+        params: dict[str, Any] = {
             "task": task_id, "instance_id": instance_id, "node_id": node_id, "now": now,
             "role": role_oid, "sql": sql, "returns_rows": returns_rows,
-            "search_path": search_path, "parent": parent,
-            "prepared": self.conn.prepared_count, "ops": Json(ops, dumps=fast_dumps)})
+            "search_path": search_path, "parent": parent, "prepared": self.conn.prepared_count}
+        move = _moved_on(ops, task_id, instance_id, parent)
+        if move is None:
+            return self.conn.bind("run_chained_step", {**params, "ops": Json(ops, dumps=fast_dumps)})
+        return self.conn.bind("run_chained_step_moving", {
+            **params, "next": move[9], "next_node": move[2], "next_branch": move[4],
+            "next_run_at": move[6], "next_scope": Json(move[7], dumps=fast_dumps),
+            "next_state": Json(move[8], dumps=fast_dumps)})
 
     def reset_session(self) -> None:
         with self.conn.cursor() as cur:
@@ -528,3 +534,18 @@ class Store:
         self._run("lock_signal", {"instance_id": instance_id, "name": name})
         row = self._one("consume_signal", {"instance_id": instance_id, "name": name})
         return (False, None) if row is None else (True, row["payload"])
+
+
+def _moved_on(ops: list[list[Any]], task_id: int, instance_id: str,
+              parent: int) -> list[Any] | None:
+    """The ``move`` of ``ops`` when they are exactly a chained step's usual bookkeeping (its
+    task moves on to a next step of the same instance and parent, whose node starts), which
+    df._run_chained_step_moving makes with typed arguments; None for anything else."""
+    if len(ops) != 2:
+        return None
+    move, started = ops
+    if move[0] != "move" or started[0] != "started" or move[10] != task_id \
+            or move[1] != instance_id or move[3] != parent or move[5] != "ready" \
+            or started[1] != instance_id or started[2] != move[2]:
+        return None
+    return move

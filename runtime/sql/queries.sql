@@ -190,6 +190,18 @@ SELECT df._run_chained_step(%(task)s::bigint, %(instance_id)s::text, %(node_id)s
                             %(returns_rows)s::boolean, %(search_path)s::text, %(parent)s::bigint,
                             %(prepared)s::bigint, %(ops)s::json);
 
+-- name: run_chained_step_moving
+-- One step of a chain whose bookkeeping is its task moving on to the next step
+-- (df._run_chained_step_moving), sent with the rest of the chain in one message; raises when
+-- the step does not complete.
+SELECT df._run_chained_step_moving(%(task)s::bigint, %(instance_id)s::text, %(node_id)s::text,
+                                   %(now)s::timestamptz, %(role)s::oid::regrole, %(sql)s::text,
+                                   %(returns_rows)s::boolean, %(search_path)s::text,
+                                   %(parent)s::bigint, %(prepared)s::bigint, %(next)s::bigint,
+                                   %(next_node)s::text, %(next_branch)s::integer,
+                                   %(next_run_at)s::timestamptz, %(next_scope)s::json,
+                                   %(next_state)s::json);
+
 -- name: existing_tasks
 -- Which of these tasks exist (after a chain of steps stopped: the one that does is where).
 SELECT t.id FROM df.tasks t WHERE t.id = ANY(%(ids)s::bigint[]);

@@ -20,6 +20,7 @@ from plans import PlanBuilder
 import runtime.worker
 from runtime import chains
 from runtime.chains import Chain
+from runtime.store import _moved_on
 from runtime.worker import Worker, WorkerOptions
 
 
@@ -272,3 +273,105 @@ def test_each_step_of_a_chain_has_its_own_statement_timeout(
     assert [statuses[f"n{n}"] for n in range(6)] == ["completed"] * 6
     assert statuses["n6"] == "failed"
     assert failure is not None and "statement timeout" in str(failure[0])
+
+
+def test_a_chained_step_moves_its_task_on_in_its_own_statement(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    """The usual bookkeeping of a chained step (its task moves on, the next node starts) is made
+    by df._run_chained_step_moving with typed arguments, not by a list of operations."""
+    b = PlanBuilder("moving")
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in range(5)]))
+    found = _run(dsn, plan, "moving")
+    assert found["status"] == "completed" and found["effects"] == [0, 1, 2, 3, 4]
+    statements = [s for c in chain_calls if c is not None for s in c.statements
+                  if s not in (b"COMMIT", b"BEGIN")]
+    assert len(statements) >= 3, chain_calls
+    assert all(b"run_chained_step_moving" in s for s in statements), statements
+
+
+def test_a_step_that_fails_in_a_chain_leaves_no_session_lock_behind(
+    dsn: str, log_table: str, chain_calls: list[Chain | None]
+) -> None:
+    """A chained step fails with its transaction rolled back, which does not release the
+    session-level advisory locks it took: the worker does before it goes on, and the session's
+    settings are the worker's again."""
+    b = PlanBuilder("locking")
+    plan = b.build(b.seq(
+        b.sql(_insert(1)), b.sql(_insert(2)), b.sql(_insert(3)),
+        b.sql("SELECT pg_advisory_lock(4712), set_config('work_mem', '77MB', false), 1 / 0"),
+        b.sql(_insert(4))))
+    with running_worker(dsn, concurrency=1):
+        instance = start(dsn, plan, "locking")
+        assert wait(dsn, instance, 30) == "failed"
+        with psycopg.connect(dsn, autocommit=True) as other:
+            sessions = other.execute("SELECT count(*) FROM pg_stat_activity"
+                                     " WHERE application_name = 'dfc-worker'").fetchone()
+            assert sessions is not None and sessions[0] > 0  # the step's session is still open
+            assert other.execute("SELECT pg_try_advisory_lock(4712)").fetchone() == (True,)
+            held = other.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND a.application_name = 'dfc-worker'"
+            ).fetchone()
+            assert held == (0,)
+    assert any(c is not None and len(c.tasks) >= 3 for c in chain_calls), chain_calls
+    with psycopg.connect(dsn) as conn:
+        effects = conn.execute("SELECT n FROM chain_log WHERE k = 'locking' ORDER BY n"
+                               ).fetchall()
+        failure = conn.execute("SELECT output FROM df.instances WHERE id = %s",
+                               (instance,)).fetchone()
+    assert [n for (n,) in effects] == [1, 2, 3]
+    assert failure == ("SQL execution failed: division by zero",)
+
+
+def test_a_chain_whose_sequence_goes_while_a_step_runs_leaves_what_steps_one_by_one_leave(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequence of a chain is deleted while a step of it runs (as a race decided elsewhere
+    deletes its losers): that step's effects stay, as a step's do whose parent went while it
+    ran, and no later step runs, with chains as without them."""
+
+    def run(label: str) -> tuple[list[int], Any]:
+        b = PlanBuilder(label)
+        plan = b.build(b.seq(
+            b.sql(_insert(1)), b.sql(_insert(2)),
+            b.sql("INSERT INTO chain_log (k, n) SELECT '{sys_label}', 3 FROM pg_sleep(1)"),
+            b.sql(_insert(4)), b.sql(_insert(5))))
+        with running_worker(dsn, concurrency=1):
+            instance = start(dsn, plan, label)
+
+            def sleeping() -> bool:
+                with psycopg.connect(dsn) as conn:
+                    row = conn.execute("SELECT count(*) FROM pg_stat_activity"
+                                       " WHERE wait_event = 'PgSleep'").fetchone()
+                    return row is not None and row[0] > 0
+
+            eventually(sleeping)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("DELETE FROM df.tasks WHERE instance_id = %s AND status = 'waiting'",
+                             (instance,))
+            time.sleep(2.5)  # the sleeping step ends; anything due after it would have run
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            effects = conn.execute("SELECT n FROM chain_log WHERE k = %s ORDER BY n",
+                                   (label,)).fetchall()
+            tasks = conn.execute("SELECT count(*) FROM df.tasks WHERE instance_id = %s",
+                                 (instance,)).fetchone()
+            conn.execute("SELECT df.cancel(%s)", (instance,))
+        return [n for (n,) in effects], tasks
+
+    chained = run("orphaned-chained")
+    assert any(c is not None and len(c.tasks) >= 3 for c in chain_calls), chain_calls
+    _without_chains(monkeypatch)
+    assert run("orphaned-plain") == chained
+    assert chained == ([1, 2, 3], (0,))
+
+
+def test_only_the_usual_bookkeeping_goes_as_typed_arguments() -> None:
+    move = ["move", "i1", "n3", 7, 3, "ready", "2026-01-01T00:00:00+00:00", {}, {"a": True}, 9, 8]
+    started = ["started", "i1", "n3"]
+    assert _moved_on([move, started], 8, "i1", 7) == move
+    assert _moved_on([move, started], 5, "i1", 7) is None  # another task's row
+    assert _moved_on([move, started], 8, "i1", 6) is None  # another parent
+    assert _moved_on([move, ["started", "i1", "n4"]], 8, "i1", 7) is None
+    assert _moved_on([move, started, ["state", 7, {}]], 8, "i1", 7) is None
+    assert _moved_on([["delete", 8], started], 8, "i1", 7) is None
