@@ -31,7 +31,9 @@ on copies of ``df.tasks`` and ``df.nodes``, each transaction does only what a du
 under dfc's contract (its task row moved on as the lease, the user's INSERT, the finished node's
 result, the next node's start), in one message, with no worker, no orchestration in PL/pgSQL and
 no guards; with the INSERT run plainly and through a SECURITY DEFINER step runner, and without
-the next node's start. Each is run next to the reference transaction, interleaved, at 1 and 16
+the next node's start; and with dfc's checks around the step (runner, prepared statements,
+``RESET ALL``, ``DISCARD TEMP``, …) as statements of their own. Each is run next to the
+reference transaction, interleaved, at 1 and 16
 clients for ``--rounds`` rounds, and reported as tps and its ratio to the reference, then the
 median ratio: what the contract's own work costs, so that the rest of dfc's gap to the reference
 is the runtime's overhead.

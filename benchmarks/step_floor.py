@@ -6,7 +6,10 @@ node's start. ``runtime_bench.py --floor`` has pgbench run exactly that, with no
 PL/pgSQL orchestration and no guards, on copies of ``df.tasks`` and ``df.nodes``; the rate it
 reaches next to the reference transaction (``PGBENCH_SCRIPT``) on the same server is the best
 ratio a step can reach, so the rest of the gap between dfc's steps/s and the reference is dfc's
-own overhead.
+own overhead. The last script adds the checks that keep what a step did from reaching the
+worker or the next role's step (dfc makes them inside one PL/pgSQL function, where their plans
+are cached; here each is a statement of its own, parsed and planned every time, so this one
+overstates them).
 
 Each script sends its transaction as one message (``\\;`` compound statements), as the worker
 sends a chain's step; the reference is run as the issue defines it, statement by statement.
@@ -101,6 +104,25 @@ _NODE_RUNNING = (
     " WHERE instance_id = :client_id::text AND id = 'n' || (:s + 1)"
 )
 
+# What dfc checks around every step so that nothing the step did reaches the worker or the next
+# role's step (df._run_chained_step_moving): the runner's identity and the prepared statements
+# before it; after it the worker's search_path, the prepared-statement guard, the dblink look-up
+# and the advisory-lock release, RESET ALL, DISCARD TEMP, and the parent still there.
+_GUARD_BEFORE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = '" + SCHEMA + "'::regnamespace"
+    " AND p.proname = 'run' AND p.proowner = '" + ROLE + "'::regrole AND p.prosecdef),"
+    " (SELECT count(*) FROM pg_prepared_statements)"
+)
+_GUARDS_AFTER = (
+    "SELECT set_config('search_path', 'pg_catalog, pg_temp', true)",
+    "SELECT count(*) <> 0 OR coalesce(bool_or(s.prepare_time >= statement_timestamp()), false),"
+    " EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'dblink'),"
+    " pg_advisory_unlock_all() IS NULL FROM pg_prepared_statements s",
+    "RESET ALL",
+    "DISCARD TEMP",
+    "SELECT EXISTS (SELECT 1 FROM public.floor_tasks t WHERE t.id = 1)",
+)
+
 
 def scripts(reference: str) -> tuple[Script, ...]:
     """The reference transaction and the step's minimal work, in the order they are run."""
@@ -116,6 +138,10 @@ def scripts(reference: str) -> tuple[Script, ...]:
         Script("task+node+runner", "as task+nodes+runner without the next node's start "
                "(recorded with its completion)", _compound(
                    _MOVE_TASK, _USER_RUNNER, _NODE_COMPLETED)),
+        Script("task+nodes+runner+guards", "as task+nodes+runner with dfc's checks around the "
+               "step (runner, prepared statements, RESET ALL, DISCARD TEMP, …) as statements",
+               _compound(_MOVE_TASK, _GUARD_BEFORE, _USER_RUNNER, *_GUARDS_AFTER,
+                         _NODE_COMPLETED, _NODE_RUNNING)),
     )
 
 
