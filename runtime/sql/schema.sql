@@ -723,8 +723,9 @@ BEGIN
     IF v_links THEN
         PERFORM df._close_step_links();
     END IF;
-    -- looked for after the step, as df._run_step_task locks it (a race lost while the step ran
-    -- rolls it back), without the lock: a chained step does not change it
+    -- looked for after the step, where df._run_step_task locks it: a sequence deleted while
+    -- its step ran (a race lost elsewhere) has that step's outcome discarded and goes no
+    -- further, so the chain stops here; the step runs again on its own and is discarded there
     IF NOT EXISTS (SELECT 1 FROM df.tasks p WHERE p.id = p_parent) THEN
         RAISE EXCEPTION 'the parent of task % is gone', p_task USING ERRCODE = 'DFC01';
     END IF;
