@@ -1,7 +1,7 @@
 """Runtime benchmark: steps/s of 10-step INSERT chains next to pgbench on the same server.
 
     .venv/bin/python benchmarks/runtime_bench.py [--chains 40] [--seconds 5]
-    .venv/bin/python benchmarks/runtime_bench.py --cpu [--chains 150]
+    .venv/bin/python benchmarks/runtime_bench.py --cpu [--chains 150] [--steps 10]
     .venv/bin/python benchmarks/runtime_bench.py --statements [--chains 200] [--concurrency 1]
     .venv/bin/python benchmarks/runtime_bench.py --floor [--seconds 5] [--rounds 3]
 
@@ -20,7 +20,9 @@ With ``--cpu``: CPU time per step instead (the worker's process and its server b
 /proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
 server so that fsync waits, which vary a lot on shared machines, do not hide it; and the WAL a
 step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included)
-and the start-to-first-step latency without fsync waits.
+and the start-to-first-step latency without fsync waits. ``--steps`` sets the steps per chain
+(10 by default, as in the other modes): comparing 10 with 30 separates what a step costs from
+what an instance's start, first and last steps and finish cost.
 With ``--statements``: where the server's time goes, per step, from ``pg_stat_statements``
 (preloaded on the bench's own server, ``track = all``, so the statements that PL/pgSQL functions
 run are listed on their own as well as inside their callers; ``synchronous_commit = off``):
@@ -32,7 +34,9 @@ under dfc's contract (its task row moved on as the lease, the user's INSERT, the
 result, the next node's start), in one message, with no worker, no orchestration in PL/pgSQL and
 no guards; with the INSERT run plainly and through a SECURITY DEFINER step runner, and without
 the next node's start; and with dfc's checks around the step (runner, prepared statements,
-``RESET ALL``, ``DISCARD TEMP``, …) as statements of their own. Each is run next to the
+``RESET ALL``, ``DISCARD TEMP``, …) as statements of their own; and dfc's own step function
+for a chained step, on df's tables, called by pgbench instead of the worker (what the server
+side of a step costs without the worker). Each is run next to the
 reference transaction, interleaved, at 1 and 16
 clients for ``--rounds`` rounds, and reported as tps and its ratio to the reference, then the
 median ratio: what the contract's own work costs, so that the rest of dfc's gap to the reference
@@ -184,11 +188,12 @@ def _wal_totals(out: str) -> tuple[int, int, int]:
 
 
 def cpu_per_step(
-    dsn: str, concurrency: int, chains: int, pgdata: Path
+    dsn: str, concurrency: int, chains: int, pgdata: Path, steps_per_chain: int = 10
 ) -> tuple[float, float, float, tuple[int, int, int]]:
     """Steps/s, the client and server CPU microseconds per step and the WAL written (records,
-    bytes, commits), ``concurrency`` instances in flight, one in-process worker."""
-    plan = chain_plan()
+    bytes, commits), ``concurrency`` instances of ``steps_per_chain`` steps in flight, one
+    in-process worker."""
+    plan = chain_plan(steps_per_chain)
     worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
     worker.start()
     time.sleep(0.5)
@@ -221,7 +226,7 @@ def cpu_per_step(
     finally:
         worker.stop()
         worker.join(30)
-    steps = chains * 10
+    steps = chains * steps_per_chain
     return steps / elapsed, client / steps * 1e6, server / steps * 1e6, wal
 
 
@@ -351,6 +356,8 @@ def main() -> None:
                         help="the server's time per step by statement (pg_stat_statements)")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="instances in flight for --statements")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="steps per chain for --cpu (what an instance's own work costs)")
     parser.add_argument("--floor", action="store_true",
                         help="pgbench running only a step's minimal work, next to the reference")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --floor")
@@ -371,7 +378,7 @@ def main() -> None:
             conn.execute("ALTER SYSTEM SET synchronous_commit = off")
             conn.execute("SELECT pg_reload_conf()")
         if args.floor:
-            setup_floor(conn)
+            setup_floor(conn, chain_plan())
 
     if args.floor:
         try:
@@ -392,8 +399,9 @@ def main() -> None:
 
     if args.cpu:
         for concurrency, chains in ((1, args.chains), (16, args.chains * 2)):
-            rate, client, server_us, wal = cpu_per_step(dsn, concurrency, chains, base / "pgdata")
-            steps = chains * 10
+            rate, client, server_us, wal = cpu_per_step(dsn, concurrency, chains, base / "pgdata",
+                                                        args.steps)
+            steps = chains * args.steps
             print(
                 f"{concurrency:2d} instance(s): {rate:6.0f} steps/s, CPU per step: "
                 f"worker {client:5.0f} us, server {server_us:5.0f} us; WAL per step: "

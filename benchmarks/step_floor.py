@@ -42,11 +42,13 @@ class Script:
     text: str
 
 
-def setup(conn: psycopg.Connection[Any]) -> None:
+def setup(conn: psycopg.Connection[Any], plan: str) -> None:
     """Create the copies of ``df.tasks`` and ``df.nodes`` (one ready task per instance, keyed by
     pgbench's ``:client_id``; its nodes pending), the table the user's statement writes, and a
-    non-superuser role owning a step runner with the body of dfc's canonical runner. Needs the
-    df schema installed and a superuser ``conn`` in autocommit."""
+    non-superuser role owning a step runner with the body of dfc's canonical runner; and, for the
+    last script, instances of ``plan`` (a sequence of at least ``NODES`` SQL steps), each with the
+    task of its first step ready, as a worker leaves them. Needs the df schema installed and a
+    superuser ``conn`` in autocommit."""
     conn.execute("CREATE TABLE floor_log (k text, n int)")
     conn.execute("CREATE TABLE floor_tasks (LIKE df.tasks INCLUDING ALL)")
     conn.execute("CREATE TABLE floor_nodes (LIKE df.nodes INCLUDING ALL)")
@@ -75,7 +77,41 @@ def setup(conn: psycopg.Connection[Any]) -> None:
                 sql.Identifier(SCHEMA), sql.Literal(row[0])))
     finally:
         conn.execute("RESET ROLE")
-    conn.execute("ANALYZE floor_tasks, floor_nodes, floor_log")
+    _setup_dfc_steps(conn, plan)
+    conn.execute("ANALYZE floor_tasks, floor_nodes, floor_log, df.tasks, df.nodes, df.instances")
+
+
+def _setup_dfc_steps(conn: psycopg.Connection[Any], plan: str) -> None:
+    """Instances of ``plan`` for dfc's own step function: client k runs the steps of instance k
+    (``floor_instances``), going round its first ``NODES - 1`` steps; ``floor_dfc_step`` finds
+    the instance's ready task and runs its step with df._run_chained_step_moving, as the worker
+    sends a chained step (the look-up is the only addition)."""
+    conn.execute("CREATE TABLE floor_instances (k int PRIMARY KEY, id text NOT NULL)")
+    for k in range(INSTANCES):
+        row = conn.execute("SELECT df.start(%s)", (plan,)).fetchone()
+        assert row is not None
+        # what a worker does with a new instance: its sequence's task waits for its first step
+        conn.execute("UPDATE df.tasks SET status = 'waiting' WHERE instance_id = %s", (row[0],))
+        conn.execute(
+            "INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status)"
+            " SELECT t.instance_id, 'n0', t.id, 0, 'ready' FROM df.tasks t"
+            " WHERE t.instance_id = %s", (row[0],))
+        conn.execute("INSERT INTO floor_instances VALUES (%s, %s)", (k, row[0]))
+    conn.execute(sql.SQL("""
+        CREATE FUNCTION floor_dfc_step(p_instance text) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            t record;
+            v_next integer;
+        BEGIN
+            SELECT d.id, d.branch, d.parent_id INTO t FROM df.tasks d
+             WHERE d.instance_id = p_instance AND d.status = 'ready';
+            v_next := (t.branch + 1) % {steps};
+            PERFORM df._run_chained_step_moving(
+                t.id, p_instance, 'n' || t.branch, 'infinity', current_user::regrole,
+                'INSERT INTO floor_log (k, n) VALUES (''x'', 1)', false, 'public', t.parent_id,
+                NULL, nextval(pg_get_serial_sequence('df.tasks', 'id')), 'n' || v_next, v_next,
+                NULL, '{{}}', '{{"activated": true}}');
+        END $$""").format(steps=sql.Literal(NODES - 1)))
 
 
 def _compound(*statements: str) -> str:
@@ -142,6 +178,10 @@ def scripts(reference: str) -> tuple[Script, ...]:
                "step (runner, prepared statements, RESET ALL, DISCARD TEMP, …) as statements",
                _compound(_MOVE_TASK, _GUARD_BEFORE, _USER_RUNNER, *_GUARDS_AFTER,
                          _NODE_COMPLETED, _NODE_RUNNING)),
+        Script("dfc step function", "dfc's own chained step (df._run_chained_step_moving) on "
+               "df's tables, driven by pgbench instead of the worker", _compound(
+                   "SELECT floor_dfc_step((SELECT f.id FROM floor_instances f"
+                   " WHERE f.k = :client_id))")),
     )
 
 
