@@ -646,15 +646,15 @@ $$;
 -- Called by the worker (the owner) for one step of a chain (runtime/chains.py), sent with the
 -- rest of the chain in one message, each step as `BEGIN; <this>; COMMIT`. It moves the step's
 -- task on to the next step (`p_next…`: the new task's id, node, branch, due time, scope and
--- state; the row keeps its instance and parent), which locks it; runs the step as its role;
+-- state; the row keeps its instance and parent); runs the step as its role;
 -- records the step's node as completed with its result and starts the next step's node.
 -- Anything else raises, so that the message stops there with the step's transaction rolled
 -- back: SQLSTATE DFC01 when the step was not taken (its task is not at `p_node` or not due, its
 -- instance no longer runs, or its parent is gone), the step's own error when it failed (the
 -- worker then cleans up what a rollback leaves of a failed step: see reset_session in
--- runtime/sql/queries.sql). A task another worker holds is waited for: that worker moves it on
--- (then it is not taken here) or leaves it as it was. The parent must still exist after the
--- step but is not locked: a chained step does not change it.
+-- runtime/sql/queries.sql). A task another worker holds is not taken, as in
+-- df._run_step_task. The parent must still exist after the step but is not locked: a chained
+-- step does not change it.
 -- `p_prepared`: as for df._run_step_task.
 CREATE FUNCTION df._run_chained_step_moving(p_task bigint, p_instance text, p_node text,
                                             p_now timestamptz, p_role regrole, p_sql text,
@@ -674,14 +674,18 @@ DECLARE
     v_links boolean;
     v_unlocked boolean;
 BEGIN
+    -- locked first with SKIP LOCKED, not by the update alone: an update waits for a worker
+    -- holding the task, and that wait would count against the step's statement_timeout
     UPDATE df.tasks t
        SET id = p_next, node_id = p_next_node, branch = p_next_branch,
            run_at = coalesce(p_next_run_at, clock_timestamp()), scope = p_next_scope,
            state = p_next_state, created_at = clock_timestamp()
-     WHERE t.id = p_task AND t.node_id = p_node AND t.status = 'ready'
-       AND t.run_at <= GREATEST(p_now, clock_timestamp())
-       AND (SELECT x.status FROM df.instances x WHERE x.id = t.instance_id)
-           OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[]);
+     WHERE t.id = (SELECT c.id FROM df.tasks c
+                    WHERE c.id = p_task AND c.node_id = p_node AND c.status = 'ready'
+                      AND c.run_at <= GREATEST(p_now, clock_timestamp())
+                      AND (SELECT x.status FROM df.instances x WHERE x.id = c.instance_id)
+                          OPERATOR(pg_catalog.=) ANY ('{pending,running}'::text[])
+                      FOR UPDATE OF c SKIP LOCKED);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the step of task % was not taken', p_task USING ERRCODE = 'DFC01';
     END IF;

@@ -375,3 +375,38 @@ def test_only_the_usual_bookkeeping_goes_as_typed_arguments() -> None:
     assert _moved_on([move, ["started", "i1", "n4"]], 8, "i1", 7) is None
     assert _moved_on([move, started, ["state", 7, {}]], 8, "i1", 7) is None
     assert _moved_on([["delete", 8], started], 8, "i1", 7) is None
+
+
+def test_a_chained_step_whose_task_another_worker_holds_is_not_taken_without_waiting(
+    dsn: str, log_table: str
+) -> None:
+    """df._run_chained_step_moving skips a task another session holds (SQLSTATE DFC01) at once:
+    waiting for it would count against the step's statement_timeout and fail a step that
+    never ran."""
+    b = PlanBuilder("held")
+    instance = start(dsn, b.build(b.seq(b.sql(_insert(1)), b.sql(_insert(2)))), "held")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # the state a worker leaves after activating the sequence: its first step's task ready
+        root = conn.execute("UPDATE df.tasks SET status = 'waiting' WHERE instance_id = %s"
+                            " RETURNING id", (instance,)).fetchone()
+        assert root is not None
+        task = conn.execute(
+            "INSERT INTO df.tasks (instance_id, node_id, parent_id, branch, status)"
+            " VALUES (%s, 'n0', %s, 0, 'ready') RETURNING id", (instance, root[0])).fetchone()
+        assert task is not None
+        role = conn.execute("SELECT current_user::regrole::oid").fetchone()
+        assert role is not None
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn) as worker:
+        holder.execute("SELECT 1 FROM df.tasks WHERE id = %s FOR UPDATE", (task[0],))
+        worker.execute("SET statement_timeout = '3s'")
+        with pytest.raises(psycopg.Error) as raised:
+            worker.execute(
+                "SELECT df._run_chained_step_moving(%s, %s, 'n0', clock_timestamp(), %s::regrole,"
+                " %s, false, 'public', %s, NULL, nextval(pg_get_serial_sequence('df.tasks', 'id')),"
+                " 'n1', 1, NULL, '{}', '{}')",
+                (task[0], instance, role[0], "INSERT INTO chain_log (k, n) VALUES ('held', 1)",
+                 root[0]))
+        assert raised.value.sqlstate == "DFC01"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM chain_log WHERE k = 'held'").fetchone() == (0,)
+        conn.execute("SELECT df.cancel(%s)", (instance,))
