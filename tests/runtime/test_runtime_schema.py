@@ -68,3 +68,32 @@ def test_upgrade_applies_pending_migrations(empty_dsn: str) -> None:
         assert not report.fresh
         assert report.applied == [m.version for m in migrations()[1:]]
         assert install(conn).applied == []
+
+
+def _checks_after_step(source: str) -> str:
+    """The statements of a step function from setting the worker's search_path back to closing
+    the step's dblink connections, without comments and layout."""
+    start = source.index("PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);")
+    end = source.index("PERFORM df._close_step_links();", start)
+    code = re.sub(r"--[^\n]*", "", source[start:end])
+    return " ".join(code.split())
+
+
+def test_every_step_function_makes_the_same_checks_after_the_step(dsn: str) -> None:
+    """df._run_chained_step_moving repeats df._run_step_task's checks after a step (inlined:
+    a call would cost every step): they must not drift apart."""
+    functions = {
+        "_run_step_task": "df._run_step_task(bigint, boolean, timestamptz, regrole, text,"
+                          " boolean, text, bigint, bigint)",
+        "_run_chained_step_moving": "df._run_chained_step_moving(bigint, text, text, timestamptz,"
+                                    " regrole, text, boolean, text, bigint, bigint, bigint,"
+                                    " text, integer, timestamptz, json, json)",
+    }
+    with connect(dsn) as conn:
+        sources = {name: conn.execute("SELECT prosrc FROM pg_proc WHERE oid = %s::regprocedure",
+                                      (signature,)).fetchone()[0]
+                   for name, signature in functions.items()}
+    checks = {name: _checks_after_step(source) for name, source in sources.items()}
+    assert checks["_run_step_task"] == checks["_run_chained_step_moving"]
+    assert "RESET ALL; DISCARD TEMP;" in checks["_run_step_task"]
+    assert "pg_advisory_unlock_all()" in checks["_run_step_task"]
