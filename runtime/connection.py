@@ -333,7 +333,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         self._suspect = False  # none left: nothing in doubt
 
     def hold(self, op: list[Any]) -> None:
-        """Hold a write: one operation of df._apply (``["delete", task id]``, …)."""
+        """Hold a write: one operation of df._apply (``["delete", task id]``, …). A task's new
+        state goes into the held insert of its row instead, when that is the last held write to
+        mention the task (a compound node writes the state it started with right after
+        inserting its task): one row version instead of two."""
+        if op[0] == "state":
+            for held in reversed(self._held):
+                if held[0] in ("insert", "move") and held[9] == op[1]:
+                    held[8] = op[2]
+                    return
+                if op[1] in _tasks_written(held):
+                    break
         self._held.append(op)
 
     @contextmanager
@@ -562,3 +572,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             raise
         finally:
             self._blocks -= 1
+
+
+def _tasks_written(op: list[Any]) -> tuple[Any, ...]:
+    """The ids of the task rows a df._apply operation writes (see sql/schema.sql, df._apply;
+    ``finish`` deletes an instance's rows whatever their ids, so a state written after it
+    changes nothing either way)."""
+    kind = op[0]
+    if kind in ("delete", "state"):
+        return (op[1],)
+    if kind == "insert":
+        return (op[9],)
+    if kind == "move":
+        return (op[9], op[10])
+    return ()

@@ -306,6 +306,31 @@ def test_a_task_inserted_after_a_delete_takes_over_its_row(dsn: str) -> None:
         assert rows == [(new, iid, "n0", None, 3, "ready", {"r": TRICKY}, {"s": 1}, True)]
 
 
+def test_a_state_written_right_after_its_task_goes_into_the_held_insert(dsn: str) -> None:
+    iid, task_id = _instance(dsn)
+    with _worker_conn(dsn) as conn:
+        store = Store(conn)
+        with conn.transaction():
+            store.delete_task(task_id)
+            parent = store.insert_task(instance_id=iid, node_id="n0", parent_id=None, branch=0,
+                                       status="waiting", scope={}, state={"acc": {}})
+            assert parent is not None
+            store.insert_task(instance_id=iid, node_id="n0", parent_id=parent, branch=0,
+                              status="ready", scope={}, state={}, want_id=False)
+            store.update_task_state(parent, {"acc": {"a": 1}})  # the child's insert names it
+            assert [op[0] for op in conn._held] == ["move", "insert"]  # as a compound starts
+            other = store.insert_task(instance_id=iid, node_id="n0", parent_id=None, branch=1,
+                                      status="waiting", scope={}, state={"acc": {}})
+            assert other is not None
+            store.delete_task(other)
+            store.update_task_state(other, {"acc": {"b": 2}})  # deleted since: kept as written
+            assert [op[0] for op in conn._held] == ["move", "insert", "insert", "delete", "state"]
+    with connect(dsn) as conn:
+        rows = conn.execute("SELECT id, state FROM df.tasks WHERE instance_id = %s"
+                            " AND parent_id IS NULL", (iid,)).fetchall()
+        assert rows == [(parent, {"acc": {"a": 1}})]
+
+
 def test_a_move_whose_row_is_gone_inserts(dsn: str) -> None:
     iid, task_id = _instance(dsn)
     with _worker_conn(dsn) as conn:
