@@ -17,6 +17,7 @@ import pytest
 from helpers import eventually, running_worker, start, wait
 from plans import PlanBuilder
 
+import runtime.store
 import runtime.worker
 from runtime import chains
 from runtime.chains import Chain
@@ -410,3 +411,20 @@ def test_a_chained_step_whose_task_another_worker_holds_is_not_taken_without_wai
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM chain_log WHERE k = 'held'").fetchone() == (0,)
         conn.execute("SELECT df.cancel(%s)", (instance,))
+
+
+def test_a_chain_of_other_bookkeeping_leaves_what_the_usual_one_leaves(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chained steps whose bookkeeping is not the usual move go through df._run_chained_step
+    with their operations (as a worker of the previous version sends every chained step): the
+    same outcome, records and effects."""
+    usual = _run(dsn, _mixed_plan(), "mixed-usual")
+    monkeypatch.setattr(runtime.store, "_moved_on", lambda *args: None)
+    chain_calls.clear()
+    general = _run(dsn, _mixed_plan(), "mixed-general")
+    statements = [s for c in chain_calls if c is not None for s in c.statements
+                  if s not in (b"COMMIT", b"BEGIN")]
+    assert statements and all(b"run_chained_step" in s and b"run_chained_step_moving" not in s
+                              for s in statements), statements
+    assert general == usual
