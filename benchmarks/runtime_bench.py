@@ -28,19 +28,18 @@ With ``--statements``: where the server's time goes, per step, from ``pg_stat_st
 run are listed on their own as well as inside their callers; ``synchronous_commit = off``):
 calls and microseconds of execution time per step of the most expensive statements, with
 ``--concurrency`` instances in flight.
-With ``--floor``: the floor of the ratios above, from pgbench alone (benchmarks/step_floor.py):
-on copies of ``df.tasks`` and ``df.nodes``, each transaction does only what a durable step must
+With ``--floor``: the floor of the ratios above, from pgbench alone (benchmarks/step_floor.py).
+On copies of ``df.tasks`` and ``df.nodes``, each transaction does only what a durable step must
 under dfc's contract (its task row moved on as the lease, the user's INSERT, the finished node's
-result, the next node's start), in one message, with no worker, no orchestration in PL/pgSQL and
-no guards; with the INSERT run plainly and through a SECURITY DEFINER step runner, and without
-the next node's start; and with dfc's checks around the step (runner, prepared statements,
-``RESET ALL``, ``DISCARD TEMP``, …) as statements of their own; and dfc's own step function
-for a chained step, on df's tables, called by pgbench instead of the worker (what the server
-side of a step costs without the worker). Each is run next to the
-reference transaction, interleaved, at 1 and 16
-clients for ``--rounds`` rounds, and reported as tps and its ratio to the reference, then the
-median ratio: what the contract's own work costs, so that the rest of dfc's gap to the reference
-is the runtime's overhead.
+result, the next node's start), in one message, with no worker and no orchestration in PL/pgSQL:
+with the INSERT run plainly and through a SECURITY DEFINER step runner; without the next node's
+start; with dfc's checks around the step (runner, prepared statements, ``RESET ALL``,
+``DISCARD TEMP``, …) as statements of their own. Last, dfc's own step function for a chained
+step on df's tables, called by pgbench instead of the worker (the server's side of a step
+without the worker). Each runs next to the reference transaction, interleaved, at 1 and 16
+clients for ``--rounds`` rounds, reported as tps and its ratio to the reference, then the
+median ratio: what the contract's own work costs, so that the rest of dfc's gap to the
+reference is the runtime's overhead.
 Not a test: numbers depend on the machine.
 """
 
