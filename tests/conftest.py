@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -43,11 +44,39 @@ def pg_server() -> Iterator[str]:
     pgdata = Path(tempfile.gettempdir()) / f"dfc-tests-{os.getuid()}" / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = start_server(pgdata)
+    _drop_databases_of_ended_sessions(str(server.get_uri()))
     yield str(server.get_uri())
 
 
+# The databases a test session makes are named after its process id (``dfc_template_<pid>``,
+# ``dfc_test_<pid>_<n>``, …).
+_SESSION_DATABASE = re.compile(r"dfc_(?:template|test|empty|lsp)_(\d+)(?:_\d+)?")
+
+
+def _drop_databases_of_ended_sessions(server_dsn: str) -> None:
+    """Drop what sessions that were killed (or predate the clean-up) left on the server kept
+    across runs: left alone, it grows by a database per run, and a server that was not shut
+    down cleanly syncs every file of its data directory before it starts again."""
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        names = [row[0] for row in admin.execute("SELECT datname FROM pg_database")]
+        for name in names:
+            match = _SESSION_DATABASE.fullmatch(name)
+            if match and not _process_alive(int(match.group(1))):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 @pytest.fixture(scope="session")
-def template_database(pg_server: str) -> str:
+def template_database(pg_server: str) -> Iterator[str]:
     """A database with the df schema installed, cloned by :func:`dsn`."""
     from runtime.connection import connect
     from runtime.migrate import install
@@ -58,7 +87,9 @@ def template_database(pg_server: str) -> str:
         admin.execute(f'CREATE DATABASE "{name}"')
     with connect(database_dsn(pg_server, name)) as conn:
         install(conn)
-    return name
+    yield name
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
