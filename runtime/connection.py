@@ -17,7 +17,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,10 +109,23 @@ def fast_loads(data: str | bytes) -> Any:
     return _DECODER.decode(data if isinstance(data, str) else data.decode())
 
 
+# json.dumps with arguments builds an encoder per call (several microseconds, more than most
+# values take to encode); one C encoder does for all. No circular check: its memo would be
+# shared by every call and keep the entries of a call stopped by a Decimal (values here come
+# from JSON text and are never circular).
+_make_encoder: Callable[..., Callable[[Any, int], Any]] | None = \
+    getattr(json.encoder, "c_make_encoder", None)
+_ENCODE = (_make_encoder(None, _refuse, getattr(json.encoder, "c_encode_basestring", None), None,
+                         ":", ",", False, False, False)
+           if _make_encoder is not None else None)
+
+
 def fast_dumps(value: Any) -> str:
     """runtime.jsonvalues.dumps, the same text, from the C encoder when the value holds no
     Decimal or non-finite float (those take the exact path)."""
     try:
+        if _ENCODE is not None:
+            return "".join(_ENCODE(value, 0))
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
                           default=_refuse)
     except (TypeError, ValueError):
@@ -288,15 +301,13 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def _literal(self, value: Any) -> bytes | None:
         kind = type(value)  # the common types first, by their exact type
         if kind is str:
-            return self._escape.escape_literal(value.encode(self.pgconn._encoding))
+            return self._quote(value)
         if kind is int:
             return str(value).encode()
         if value is None:
             return b"NULL"
         if kind is Json or kind is Jsonb:
-            text = (value.dumps or dumps)(value.obj)
-            data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
-            return self._escape.escape_literal(data)
+            return self._quote((value.dumps or dumps)(value.obj))
         if isinstance(value, bool):
             return b"true" if value else b"false"
         if isinstance(value, int):
@@ -304,14 +315,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if isinstance(value, float) and math.isfinite(value):
             return repr(value).encode()
         if isinstance(value, str):
-            return self._escape.escape_literal(value.encode(self.pgconn._encoding))
+            return self._quote(value)
         if isinstance(value, Json | Jsonb):
-            text = (value.dumps or dumps)(value.obj)
-            data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
-            return self._escape.escape_literal(data)
+            return self._quote((value.dumps or dumps)(value.obj))
         if isinstance(value, datetime):
-            return self._escape.escape_literal(value.isoformat().encode())
+            # ISO 8601 text holds no quote or backslash: quoting it is wrapping it
+            return b"'" + value.isoformat().encode() + b"'"
         return None
+
+    def _quote(self, text: str | bytes) -> bytes:
+        data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
+        return self._escape.escape_literal(data)
 
     def rollback_to_savepoint(self, name: bytes) -> None:
         """After a statement sent under savepoint ``name`` failed: back to the savepoint. As when

@@ -15,10 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 from helpers import result, run, running_worker, start, wait
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from plans import PlanBuilder, single
 
-from runtime.connection import WorkerConnection, connect
-from runtime.jsonvalues import loads
+from runtime.connection import WorkerConnection, connect, fast_dumps
+from runtime.jsonvalues import dumps, loads
 from runtime.store import Store
 from runtime.worker import Worker
 
@@ -415,3 +417,28 @@ def test_an_announcement_wakes_an_executor_unless_a_claim_has_looked_for_its_wor
     worker._sleep(worker._generation, mark, 60.0)
     worker._sleep(worker._generation, mark, 60.0)
     assert (worker._announced, worker._covered) == (4, 4)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.decimals(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(_json_values)
+@settings(max_examples=300, deadline=None)
+def test_the_fast_json_text_is_the_exact_one(value: Any) -> None:
+    """The worker's JSON text (one shared C encoder) is runtime.jsonvalues' text, or the same
+    refusal: Decimal digits and non-finite floats go the exact way."""
+    try:
+        expected: str | type[Exception] = dumps(value)
+    except (TypeError, ValueError) as exc:
+        expected = type(exc)
+    try:
+        got: str | type[Exception] = fast_dumps(value)
+    except (TypeError, ValueError) as exc:
+        got = type(exc)
+    assert got == expected
+
