@@ -100,7 +100,10 @@ CREATE TABLE df.tasks (
     scope json NOT NULL DEFAULT '{}',
     state json NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
-);
+)
+-- its rows come and go with every step: a vacuum cutting off its empty end would wait for (and
+-- then hold) an ACCESS EXCLUSIVE lock that every executor needs (migration 0034)
+WITH (vacuum_truncate = false);
 CREATE INDEX tasks_ready_idx ON df.tasks (run_at, id) WHERE status = 'ready';
 CREATE INDEX tasks_parent_idx ON df.tasks (parent_id);
 CREATE INDEX tasks_instance_idx ON df.tasks (instance_id);
