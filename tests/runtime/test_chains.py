@@ -164,7 +164,8 @@ def test_cancelling_an_instance_stops_its_chain(
             with psycopg.connect(dsn) as conn:
                 done = conn.execute("SELECT count(*) FROM chain_log WHERE k = 'slow'").fetchone()
                 row = conn.execute("SELECT count(*) FROM pg_stat_activity"
-                                   " WHERE wait_event = 'PgSleep'").fetchone()
+                                   " WHERE wait_event = 'PgSleep'"
+                                   " AND datname = current_database()").fetchone()
                 return done == (2,) and row is not None and row[0] > 0
 
         eventually(sleeping)
@@ -344,7 +345,8 @@ def test_a_chain_whose_sequence_goes_while_a_step_runs_leaves_what_steps_one_by_
             def sleeping() -> bool:
                 with psycopg.connect(dsn) as conn:
                     row = conn.execute("SELECT count(*) FROM pg_stat_activity"
-                                       " WHERE wait_event = 'PgSleep'").fetchone()
+                                       " WHERE wait_event = 'PgSleep'"
+                                       " AND datname = current_database()").fetchone()
                     return row is not None and row[0] > 0
 
             eventually(sleeping)
