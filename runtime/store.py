@@ -305,6 +305,11 @@ class Store:
         ``cancelled`` and the instance keeps no tasks."""
         self._run("cancelled_step_cleanup", {"instance_id": instance_id, "node_id": node_id})
 
+    def await_cancellation(self, task_id: int) -> None:
+        """Wait for a df.cancel of the task's instance under way to commit (see
+        lock_instance_cancel); a later one waits for this transaction."""
+        self._run("lock_instance_cancel", {"id": task_id})
+
     def delete_orphan_task(self, task_id: int) -> None:
         """Remove a task whose instance finished or whose parent is gone (its step was interrupted)."""
         self._run("delete_orphan_task", {"id": task_id})

@@ -564,6 +564,7 @@ class Worker:
         store = Store(conn, self.clock)
         store.reset_session()
         with conn.transaction():
+            store.await_cancellation(failed.task_id)
             claim = store.claim(task_id=failed.task_id)
             if claim is None:
                 store.delete_orphan_task(failed.task_id)

@@ -92,6 +92,14 @@ SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope,
  LIMIT 1
    FOR UPDATE OF t SKIP LOCKED;
 
+-- name: lock_instance_cancel
+-- Before a failed step's task is claimed to record the failure: a df.cancel of its instance
+-- that is under way (it may be what interrupted the step) commits first, and the claim then
+-- finds the instance cancelled; one that comes later waits for this transaction.
+SELECT pg_catalog.pg_advisory_xact_lock_shared(1147489355, pg_catalog.hashtext(t.instance_id))
+  FROM df.tasks t
+ WHERE t.id = %(id)s;
+
 -- name: claim_task_by_id
 SELECT t.id, t.instance_id, t.node_id, t.parent_id, t.branch, t.status, t.scope, t.state,
        i.label, i.plan_id, i.status AS instance_status, i.submitted_by::oid AS role_oid,

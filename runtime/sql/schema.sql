@@ -1161,6 +1161,10 @@ BEGIN
         RAISE EXCEPTION 'Instance not found or access denied: %', instance_id
             USING ERRCODE = 'no_data_found';
     END IF;
+    -- Held until this cancellation commits: a worker whose step it interrupts waits for it
+    -- before recording the step's failure, and then finds the instance cancelled (without
+    -- it, a failure recorded first would schedule a retry that outlives the cancellation).
+    PERFORM pg_advisory_xact_lock(1147489355, hashtext(instance_id));
     -- a step running for this instance holds row locks until it ends: interrupt it first
     BEGIN
         PERFORM df._interrupt_steps(instance_id);

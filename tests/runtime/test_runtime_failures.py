@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from helpers import output, result, start, wait
 from plans import PlanBuilder
 from timehelpers import drive, make_clock, node_status, query, scalar, until, worker_on
@@ -162,6 +164,43 @@ def test_cancel_stops_a_statement_in_flight(dsn: str) -> None:
         until(lambda: sleeping_backends(dsn) == 0)
         until(lambda: node_status(dsn, instance, "n0") == "cancelled")
     assert scalar(dsn, "SELECT df.status(%s)", (instance,)) == "cancelled"
+    assert node_status(dsn, instance, "n1") == "pending"
+
+
+def waiting_for_a_cancel(dsn: str) -> int:
+    # the worker waits for the lock that df.cancel holds until it commits (class 1147489355)
+    return int(scalar(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                           "AND classid = 1147489355 AND NOT granted AND database = "
+                           "(SELECT oid FROM pg_database WHERE datname = current_database())"))
+
+
+@pytest.mark.parametrize("ending", ["COMMIT", "ROLLBACK"])
+def test_an_interrupted_step_waits_for_the_cancel_that_interrupted_it(
+    dsn: str, ending: str
+) -> None:
+    """df.cancel interrupts the step at once but commits later: the worker records the step's
+    end only then, finding the instance cancelled (no retry, no task left behind) or, when the
+    cancel was rolled back, the step interrupted from outside (it runs again)."""
+    b = PlanBuilder()
+    plan = b.build(b.seq(b.sql("SELECT pg_sleep(60)"), b.sql("SELECT 'never'")))
+    with worker_on(dsn):
+        instance = start(dsn, plan)
+        until(lambda: sleeping_backends(dsn) == 1)
+        with psycopg.connect(dsn) as conn:  # a transaction, left open
+            conn.execute("SELECT df.cancel(%s, 'stop')", (instance,))
+            until(lambda: sleeping_backends(dsn) == 0)
+            until(lambda: waiting_for_a_cancel(dsn) == 1)
+            conn.execute(ending)
+        if ending == "ROLLBACK":
+            until(lambda: sleeping_backends(dsn) == 1)  # its second attempt
+            assert scalar(dsn, "SELECT df.status(%s)", (instance,)) == "running"
+            with connect(dsn) as conn:
+                conn.execute("SELECT df.cancel(%s, 'stop')", (instance,))
+        until(lambda: scalar(dsn, "SELECT count(*) FROM df.tasks WHERE instance_id = %s",
+                             (instance,)) == 0)
+        assert wait(dsn, instance, 30) == "cancelled"
+    assert output(dsn, instance) == "stop"
+    assert node_status(dsn, instance, "n0") == "cancelled"
     assert node_status(dsn, instance, "n1") == "pending"
 
 
