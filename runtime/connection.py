@@ -46,6 +46,8 @@ WORKER_OPTIONS = (
 # Raised by df._run_chained_step for a step of a chain that it did not take (or, when the
 # sequence was gone, took back: the step had passed df._run_step_task's checks).
 CHAIN_STEP_NOT_TAKEN = "DFC01"
+# Set before a chain's first step when it runs in the transaction that created its task.
+FIRST_STEP_SAVEPOINT = b"dfc_chain"
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -173,6 +175,13 @@ class NextStep:
     # tasks; the last of them creates ``task_id``.
     chained: tuple[bytes, ...] = ()
     chain: tuple[int, ...] = ()
+    # The chain's first step runs in the transaction being committed (the start or timer that
+    # created it), under a savepoint, instead of after its commit: ``after`` is then the task
+    # that transaction took, and the first step's failure keeps the rest of it. The failed
+    # step's task is then held back from other workers until ``held_until`` (as the tasks a
+    # chain creates are), so that this worker records the failure.
+    in_transaction: bool = False
+    held_until: datetime | None = None
 
 
 class WorkerConnection(psycopg.Connection[TupleRow]):
@@ -193,6 +202,10 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.chain = False
+        # Called when a message that ran users' steps (a step gone on with, a chain) has come
+        # back: from then on the session runs the worker's own statements, which a
+        # cancellation meant for the steps must not interrupt.
+        self.steps_done: Callable[[], None] | None = None
         self._held: list[list[Any]] = []
         # Set inside a block to the step to go on with (see NextStep): the message that commits
         # the block also runs it, in the transaction the commit opens; its result (or the
@@ -446,15 +459,23 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         if self._begin and not self._held and following is None:
             self._begin = False  # nothing ran: there is no transaction to commit
             return
-        statements = [*self.take_held(), b"COMMIT"]
-        if self.chain:
-            statements.append(b"BEGIN")
+        statements = self.take_held()
+        if following is not None and following.in_transaction:
+            statements.append(b"SAVEPOINT " + FIRST_STEP_SAVEPOINT)
+        else:
+            statements.append(b"COMMIT")
+            if self.chain:
+                statements.append(b"BEGIN")
         if following is not None:
             statements += following.chained
             statements.append(following.statement)
         with super().cursor() as cur:
             try:
-                self.run_batch(cur, statements)
+                try:
+                    self.run_batch(cur, statements)
+                finally:
+                    if following is not None and self.steps_done is not None:
+                        self.steps_done()
             except psycopg.Error as exc:
                 if following is None or self.broken:
                     raise
@@ -489,7 +510,22 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         of the chain or the last step. A step that failed is answered from ``prefetched`` with
         its error, as the next step of a plain commit is. A step that was not taken (SQLSTATE
         DFC01: its task is held elsewhere or gone, or the instance no longer runs), or a chain
-        whose tasks are all gone, leaves nothing to go on with."""
+        whose tasks are all gone, leaves nothing to go on with.
+
+        A chain that began in the transaction being committed may have stopped at its first
+        step: that transaction is still open, and goes back to the savepoint before the step
+        and commits without it, the step failing as any step of a chain."""
+        if following.in_transaction and self._back_to(cur, FIRST_STEP_SAVEPOINT):
+            self._drop_prepared(cur)  # as below, for the same reasons
+            cur.execute(query("reset_session"))
+            if following.held_until is not None:
+                cur.execute(query("postpone_task"),
+                            {"id": following.chain[0], "run_at": following.held_until})
+            self.run_batch(cur, [b"COMMIT", b"BEGIN"])
+            self._open = True
+            if exc.sqlstate != CHAIN_STEP_NOT_TAKEN:
+                self.prefetched = (following.chain[0], exc)
+            return
         self.rollback()
         tasks = (following.after, *following.chain, following.task_id)
         cur.execute(query("existing_tasks"), {"ids": list(tasks)})
@@ -507,6 +543,17 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
         here = next((task for task in tasks[1:] if task in existing), None)
         if here is not None:
             self.prefetched = (here, exc)
+
+    def _back_to(self, cur: psycopg.Cursor[Any], savepoint: bytes) -> bool:
+        """Roll the failed transaction back to ``savepoint``; False when there is no such
+        savepoint (the failure came before it, or after a commit released it)."""
+        if self.pgconn.transaction_status != TransactionStatus.INERROR:
+            return False
+        try:
+            cur.execute(b"ROLLBACK TO SAVEPOINT " + savepoint)
+        except psycopg.Error:
+            return False
+        return True
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         # a statement of the session's own comes after the writes held before it

@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from runtime.chains import plan_chain
+from runtime.chains import LEASE_SECONDS, plan_chain
 from runtime.clock import Clock, RealClock
 from runtime.connection import NextStep, WorkerConnection, connect
 from runtime.engine import Context, OutsideTransaction, Record, Settings, StepFailed
@@ -358,6 +358,8 @@ class Worker:
         claim: Claim | None = None
         slot = slot or _Slot()
         store.step_guard = lambda entering: self._guard(slot, entering)
+        if isinstance(conn, WorkerConnection):
+            conn.steps_done = lambda: self._guard(slot, False)
         outside: OutsideTransaction | None = None
         try:
             following = self._following(conn, slot)
@@ -611,6 +613,11 @@ class Worker:
                 # its work runs with no transaction open: it must be the first task of its own
                 # transaction (raised inside a chained step's savepoint, it would roll it back)
                 break
+            if current is not claim and ran is claim.task and node is not None \
+                    and node.kind == "sql" and not woke and not self._stop.is_set() \
+                    and self._go_on(store, ctx, current.task, ran, slot, in_transaction=True):
+                # the step begins a chain: its message commits this transaction with the step
+                return
             self._busy(slot, store.conn, current.instance.id, current.task.id,
                        current.task.node_id)
             ran = current.task
@@ -646,32 +653,41 @@ class Worker:
                 and not self._stop.is_set():
             self._go_on(store, ctx, ctx.next_step, ran, slot)
 
-    def _go_on(self, store: Store, ctx: Context, step: Task, ran: Task, slot: _Slot) -> None:
+    def _go_on(self, store: Store, ctx: Context, step: Task, ran: Task, slot: _Slot, *,
+               in_transaction: bool = False) -> bool:
         """Go on with ``step`` after this transaction: the message that commits it also runs
         the step (ran's task, gone with the commit, tells whether the commit went through).
-        From now on a cancellation of the step interrupts that message."""
+        From now on a cancellation of the step interrupts that message. ``in_transaction``:
+        only where the step begins a chain, which then begins in this transaction (the step
+        was created by it and has not run); the message runs it before the commit. Whether it
+        goes on."""
         conn = store.conn
         executor = ctx.executors.get("sql")
         node = ctx.plan.nodes.get(step.node_id)
         if not isinstance(conn, WorkerConnection) or not isinstance(executor, SqlExecutor) \
                 or node is None or ran.id not in conn.deleted:
-            return  # (a compound task that stays, e.g. a retry's timer, claims the next step)
+            return False  # (a compound task that stays, e.g. a retry's timer, claims the next)
         chain = plan_chain(ctx, executor, step, MAX_FOLLOWING_STEPS - slot.following - 1)
         if chain is not None:
             last = chain.last
             statement = executor.statement(ctx, ctx.plan.nodes[last.node_id], last)
             ctx.lease = 0.0
             assert statement is not None  # a transactional step that refers to no result
-            conn.run_next = NextStep(ran.id, last.id, statement, chain.statements,
-                                     tuple(task.id for task in chain.tasks))
+            conn.run_next = NextStep(
+                ran.id, last.id, statement, chain.statements,
+                tuple(task.id for task in chain.tasks), in_transaction,
+                store.clock.now() + timedelta(seconds=LEASE_SECONDS) if in_transaction else None)
             slot.chain = chain.tasks
             slot.following += len(chain.tasks)
+        elif in_transaction:
+            return False
         else:
             statement = executor.statement(ctx, node, step)
             if statement is None:
-                return
+                return False
             conn.run_next = NextStep(ran.id, step.id, statement)
         slot.next_ctx = ctx
         self._busy(slot, conn, step.instance_id, step.id, step.node_id)
         with self._slots_lock:
             slot.in_sql = True
+        return True

@@ -21,6 +21,7 @@ import runtime.store
 import runtime.worker
 from runtime import chains
 from runtime.chains import Chain
+from runtime.connection import WorkerConnection
 from runtime.store import _moved_on
 from runtime.worker import Worker, WorkerOptions
 
@@ -125,8 +126,59 @@ def test_a_step_that_fails_in_a_chain_fails_as_on_its_own(
     assert chained["tasks"] == (0,)
 
 
+def test_a_first_step_that_fails_in_a_chain_fails_as_on_its_own(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain begins with the instance's first step, in the transaction of its start: the
+    failure rolls back to before the step, the start stays, and the step fails as on its own."""
+    b = PlanBuilder("fails-first")
+    plan = b.build(b.seq(b.sql("SELECT 1 / 0"), *[b.sql(_insert(n)) for n in (1, 2, 3)]))
+    chained = _run(dsn, plan, "fails-first-chained")
+    assert any(c is not None and c.tasks[0].node_id == "n0" for c in chain_calls), chain_calls
+    _without_chains(monkeypatch)
+    plain = _run(dsn, plan, "fails-first-plain")
+    assert chained == plain
+    assert chained["status"] == "failed" and chained["effects"] == []
+    assert "division by zero" in f"{chained['output']} {chained['error']}"
+    assert chained["tasks"] == (0,)
+
+
+def test_the_first_step_of_an_instance_begins_its_chain_in_the_start_transaction(
+    dsn: str, log_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No round trip and no bookkeeping call of its own for the first step: the message that
+    follows the claim holds the start's writes, the first step under a savepoint and the chain
+    after it; an instance's bookkeeping calls are its start's and its finish's."""
+    messages: list[list[bytes]] = []
+    real = WorkerConnection.run_batch
+
+    def spy(self: WorkerConnection, cur: Any, statements: list[bytes]) -> Any:
+        messages.append(list(statements))
+        return real(self, cur, statements)
+
+    monkeypatch.setattr(WorkerConnection, "run_batch", spy)
+    b = PlanBuilder("first")
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in (1, 2, 3, 4)]))
+    with running_worker(dsn, concurrency=1):
+        assert wait(dsn, start(dsn, plan, "first-warm"), 30) == "completed"  # plan loaded
+        messages.clear()
+        assert wait(dsn, start(dsn, plan, "first"), 30) == "completed"
+    with psycopg.connect(dsn) as conn:
+        effects = conn.execute("SELECT n FROM chain_log WHERE k = 'first' ORDER BY n").fetchall()
+    assert [n for (n,) in effects] == [1, 2, 3, 4]
+    beginning = [m for m in messages if b"SAVEPOINT dfc_chain" in m]
+    assert len(beginning) == 1, messages
+    first = beginning[0]
+    at = first.index(b"SAVEPOINT dfc_chain")
+    assert b"_apply(" in first[at - 1] and b'"running"' in first[at - 1]  # the start's writes
+    assert b"run_chained_step" in first[at + 1] and b"'n0'" in first[at + 1]
+    applies = [s for m in messages for s in m if b"dfc_apply(" in s or b"df._apply(" in s]
+    assert len(applies) == 2, applies
+
+
+@pytest.mark.parametrize("before", [2, 0], ids=["mid-chain", "first-step"])
 def test_a_transient_failure_in_a_chain_is_retried(
-    dsn: str, log_table: str, chain_calls: list[Chain | None]
+    dsn: str, log_table: str, chain_calls: list[Chain | None], before: int
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE IF NOT EXISTS chain_flaky_calls")
@@ -141,22 +193,25 @@ def test_a_transient_failure_in_a_chain_is_retried(
                 RETURN 1;
             END $$""")
     b = PlanBuilder("flaky")
-    plan = b.build(b.seq(b.sql(_insert(1)), b.sql(_insert(2)), b.sql("SELECT chain_flaky()"),
-                         b.sql(_insert(3)), b.sql(_insert(4))))
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in range(1, before + 1)],
+                         b.sql("SELECT chain_flaky()"),
+                         *[b.sql(_insert(n)) for n in range(before + 1, before + 3)]))
     found = _run(dsn, plan, "flaky")
     assert any(c is not None for c in chain_calls)
     assert found["status"] == "completed"
-    assert found["effects"] == [1, 2, 3, 4]
+    assert found["effects"] == list(range(1, before + 3))
     attempts = {node: attempts for node, _, _, _, attempts, _ in found["nodes"]}
-    assert attempts["n2"] == 2
+    assert attempts[f"n{before}"] == 2
 
 
+@pytest.mark.parametrize("before", [2, 0], ids=["mid-chain", "first-step"])
 def test_cancelling_an_instance_stops_its_chain(
-    dsn: str, log_table: str, chain_calls: list[Chain | None]
+    dsn: str, log_table: str, chain_calls: list[Chain | None], before: int
 ) -> None:
     b = PlanBuilder("slow")
-    plan = b.build(b.seq(b.sql(_insert(1)), b.sql(_insert(2)), b.sql("SELECT pg_sleep(30)"),
-                         b.sql(_insert(3)), b.sql(_insert(4))))
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in range(1, before + 1)],
+                         b.sql("SELECT pg_sleep(30)"),
+                         *[b.sql(_insert(n)) for n in range(before + 1, before + 3)]))
     with running_worker(dsn):
         instance = start(dsn, plan, "slow")
 
@@ -166,7 +221,7 @@ def test_cancelling_an_instance_stops_its_chain(
                 row = conn.execute("SELECT count(*) FROM pg_stat_activity"
                                    " WHERE wait_event = 'PgSleep'"
                                    " AND datname = current_database()").fetchone()
-                return done == (2,) and row is not None and row[0] > 0
+                return done == (before,) and row is not None and row[0] > 0
 
         eventually(sleeping)
         began = time.monotonic()
@@ -185,7 +240,7 @@ def test_cancelling_an_instance_stops_its_chain(
     assert any(c is not None for c in chain_calls)
     with psycopg.connect(dsn) as conn:
         effects = conn.execute("SELECT n FROM chain_log WHERE k = 'slow' ORDER BY n").fetchall()
-    assert [n for (n,) in effects] == [1, 2]
+    assert [n for (n,) in effects] == list(range(1, before + 1))
 
 
 def test_chains_of_many_instances_run_each_step_once(

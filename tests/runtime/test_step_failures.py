@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 from helpers import start
 from plans import PlanBuilder
 from timehelpers import make_clock, query, scalar
@@ -118,19 +119,23 @@ def test_a_step_taken_by_id_is_skipped_when_held_or_not_due(dsn: str) -> None:
     assert scalar(dsn, "SELECT last_value FROM runs_c") == 1
 
 
-def test_a_refused_first_step_fails_alone_under_its_savepoint(dsn: str) -> None:
+@pytest.mark.parametrize("after", [0, 1], ids=["alone", "beginning-a-chain"])
+def test_a_refused_first_step_fails_alone_under_its_savepoint(dsn: str, after: int) -> None:
     # the first step runs in the transaction that starts the instance, under a savepoint sent
     # with its statement: the refusal rolls back to it, the start stays and the failure is
-    # recorded in the same transaction; the step's prepared statement is gone with the rest
+    # recorded (in the same transaction; or, where the step begins a chain, in the next one,
+    # as a chained step's is); the step's prepared statement is gone with the rest
     b = PlanBuilder()
     step = b.sql("PREPARE mine AS SELECT 1")
-    instance = start(dsn, b.build(b.seq(step, b.sql("SELECT 2"))))
+    instance = start(dsn, b.build(b.seq(step, *[b.sql("SELECT 2") for _ in range(after)])))
     worker = Worker(dsn, WorkerOptions())
     conn = connect(dsn, worker=True)
+    slot = _Slot()  # the executor's: it carries what the chain left to the next step
     try:
-        assert worker._step(conn)
-        names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
-        assert ("mine",) not in names
+        for _ in range(1 + after):
+            assert worker._step(conn, slot)
+            names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+            assert ("mine",) not in names
     finally:
         conn.close()
     assert scalar(dsn, "SELECT df.status(%s)", (instance,)) == "failed"
