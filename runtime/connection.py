@@ -27,8 +27,8 @@ from typing import Any, cast
 
 import psycopg
 import psycopg.errors
-from psycopg import ClientCursor, Transaction
-from psycopg.pq import Escaping, TransactionStatus
+from psycopg import ClientCursor, Transaction, generators
+from psycopg.pq import Escaping, ExecStatus, TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Json, Jsonb, set_json_dumps, set_json_loads
 
@@ -163,6 +163,14 @@ def connect(dsn: str, *, worker: bool = False, application_name: str = "dfc",
     return conn
 
 
+class _FirstMessageFailed(Exception):
+    """The first of two messages (NextStep.rest) stopped at ``error``."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class NextStep:
     """The step a worker goes on with, run by the message that commits the one before."""
@@ -182,6 +190,11 @@ class NextStep:
     # chain creates are), so that this worker records the failure.
     in_transaction: bool = False
     held_until: datetime | None = None
+    # With ``in_transaction``: the first message holds only the transaction being committed
+    # and the chain's first step (``chained``; no ``statement``), and ``rest`` plans the rest
+    # of the chain while the server runs it (it must send no statement of its own): the step
+    # to go on with that the second message runs, in the transaction the first one opened.
+    rest: Callable[[], NextStep] | None = None
 
 
 class WorkerConnection(psycopg.Connection[TupleRow]):
@@ -421,15 +434,29 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             # the ones in between are never read
             cur._select_current_result(len(statements) - 1)
 
+    def send_batch(self, statements: list[bytes]) -> None:
+        """Send ``statements`` in one message and return while the server runs them (their
+        results must be read before anything else is sent)."""
+        self.pgconn.send_query(b"; ".join(statements))
+        try:
+            self.wait(generators.send(self.pgconn))
+        except BaseException:
+            self._finish_sent()
+            raise
+
     def reserve_task_id(self) -> int:
         """An id for a task to insert (from df.tasks' sequence, a few at a time)."""
-        if not self._task_ids:
+        self.reserve_task_ids(1)
+        return self._task_ids.pop()
+
+    def reserve_task_ids(self, count: int) -> None:
+        """Have ``count`` task ids at hand, so that the next ``count`` inserts send nothing."""
+        if len(self._task_ids) < count:
             # the held writes stay held (a sequence is outside transactions, and an insert may
             # yet take over the row of a held delete); a BEGIN not sent yet is not needed
             with super().cursor() as cur:
-                cur.execute(query("reserve_task_ids"), {"count": 32})
-                self._task_ids = [int(row[0]) for row in cur.fetchall()][::-1]
-        return self._task_ids.pop()
+                cur.execute(query("reserve_task_ids"), {"count": max(32, count)})
+                self._task_ids[:0] = [int(row[0]) for row in cur.fetchall()][::-1]
 
     def discard_prefetched(self) -> None:
         """Drop a step the last commit ran ahead: a step that ran is rolled back (one that did
@@ -468,14 +495,23 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 statements.append(b"BEGIN")
         if following is not None:
             statements += following.chained
-            statements.append(following.statement)
+            if following.rest is None:
+                statements.append(following.statement)
         with super().cursor() as cur:
             try:
                 try:
+                    if following is not None and following.rest is not None:
+                        # the rest of the chain is planned while the server runs its start
+                        following = self._first_then_rest(cur, statements, following.rest)
+                        statements = [*following.chained, following.statement]
                     self.run_batch(cur, statements)
                 finally:
                     if following is not None and self.steps_done is not None:
                         self.steps_done()
+            except _FirstMessageFailed as failed:
+                assert following is not None
+                self._chain_stopped(cur, following, failed.error)
+                return
             except psycopg.Error as exc:
                 if following is None or self.broken:
                     raise
@@ -499,6 +535,26 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
             if following is not None:
                 self.prefetched = (following.task_id, cur.fetchone())
         self._open = self.chain
+
+    def _first_then_rest(self, cur: psycopg.Cursor[Any], first: list[bytes],
+                         rest: Callable[[], NextStep]) -> NextStep:
+        """Send ``first``, call ``rest`` while the server runs it, then wait for its end: the
+        step to go on with that ``rest`` planned. :class:`_FirstMessageFailed` when the first
+        message stopped at an error (``rest``'s plan is then dropped)."""
+        self.send_batch(first)
+        try:
+            following = rest()
+        finally:
+            results = self._finish_sent()
+        for result in results:
+            if result.status == ExecStatus.FATAL_ERROR:
+                raise _FirstMessageFailed(
+                    psycopg.errors.error_from_result(result, encoding=self.pgconn._encoding))
+        return following
+
+    def _finish_sent(self) -> list[Any]:
+        """The results of the message sent last, once it has run."""
+        return self.wait(generators.fetch_many(self.pgconn))
 
     def _chain_stopped(self, cur: psycopg.Cursor[Any], following: NextStep,
                        exc: psycopg.Error) -> None:

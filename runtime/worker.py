@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from runtime.chains import LEASE_SECONDS, plan_chain
+from runtime.chains import LEASE_SECONDS, Chain, plan_chain
 from runtime.clock import Clock, RealClock
 from runtime.connection import NextStep, WorkerConnection, connect
 from runtime.engine import Context, OutsideTransaction, Record, Settings, StepFailed
@@ -653,6 +653,31 @@ class Worker:
                 and not self._stop.is_set():
             self._go_on(store, ctx, ctx.next_step, ran, slot)
 
+    @staticmethod
+    def _chain_step(ctx: Context, executor: SqlExecutor, after: int, chain: Chain) -> NextStep:
+        """The step to go on with that runs ``chain`` and then its last step."""
+        last = chain.last
+        statement = executor.statement(ctx, ctx.plan.nodes[last.node_id], last)
+        ctx.lease = 0.0
+        assert statement is not None  # a transactional step that refers to no result
+        return NextStep(after, last.id, statement, chain.statements,
+                        tuple(task.id for task in chain.tasks))
+
+    def _rest_of_chain(self, ctx: Context, executor: SqlExecutor, first: Chain, slot: _Slot,
+                       limit: int) -> NextStep:
+        """What follows a chain's first step that began in the transaction it commits: the
+        chain from the step it goes on to (or that step alone), in the transaction it opens."""
+        after, step = first.tasks[0].id, first.last
+        chain = plan_chain(ctx, executor, step, limit) if limit > 0 else None
+        if chain is None:
+            statement = executor.statement(ctx, ctx.plan.nodes[step.node_id], step)
+            ctx.lease = 0.0
+            assert statement is not None  # as its chain's last step would be
+            return NextStep(after, step.id, statement)
+        slot.chain = (*first.tasks, *chain.tasks)
+        slot.following += len(chain.tasks)
+        return self._chain_step(ctx, executor, after, chain)
+
     def _go_on(self, store: Store, ctx: Context, step: Task, ran: Task, slot: _Slot, *,
                in_transaction: bool = False) -> bool:
         """Go on with ``step`` after this transaction: the message that commits it also runs
@@ -667,16 +692,20 @@ class Worker:
         if not isinstance(conn, WorkerConnection) or not isinstance(executor, SqlExecutor) \
                 or node is None or ran.id not in conn.deleted:
             return False  # (a compound task that stays, e.g. a retry's timer, claims the next)
-        chain = plan_chain(ctx, executor, step, MAX_FOLLOWING_STEPS - slot.following - 1)
-        if chain is not None:
-            last = chain.last
-            statement = executor.statement(ctx, ctx.plan.nodes[last.node_id], last)
-            ctx.lease = 0.0
-            assert statement is not None  # a transactional step that refers to no result
+        limit = MAX_FOLLOWING_STEPS - slot.following - 1
+        chain = plan_chain(ctx, executor, step, 1 if in_transaction else limit)
+        if chain is not None and in_transaction:
+            # only the first step now: the rest is planned while the server runs it
+            first = chain
+            conn.reserve_task_ids(limit)  # planning the rest then sends nothing
             conn.run_next = NextStep(
-                ran.id, last.id, statement, chain.statements,
-                tuple(task.id for task in chain.tasks), in_transaction,
-                store.clock.now() + timedelta(seconds=LEASE_SECONDS) if in_transaction else None)
+                ran.id, first.last.id, b"", first.statements, (step.id,), True,
+                store.clock.now() + timedelta(seconds=LEASE_SECONDS),
+                lambda: self._rest_of_chain(ctx, executor, first, slot, limit - 1))
+            slot.chain = first.tasks
+            slot.following += 1
+        elif chain is not None:
+            conn.run_next = self._chain_step(ctx, executor, ran.id, chain)
             slot.chain = chain.tasks
             slot.following += len(chain.tasks)
         elif in_transaction:

@@ -126,19 +126,26 @@ def test_a_step_that_fails_in_a_chain_fails_as_on_its_own(
     assert chained["tasks"] == (0,)
 
 
-def test_a_first_step_that_fails_in_a_chain_fails_as_on_its_own(
-    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("before", "after"), [(0, 3), (1, 3), (1, 0)],
+                         ids=["first-step", "second-step", "second-and-last-step"])
+def test_a_step_that_fails_early_in_a_chain_fails_as_on_its_own(
+    dsn: str, log_table: str, chain_calls: list[Chain | None], monkeypatch: pytest.MonkeyPatch,
+    before: int, after: int
 ) -> None:
-    """The chain begins with the instance's first step, in the transaction of its start: the
-    failure rolls back to before the step, the start stays, and the step fails as on its own."""
-    b = PlanBuilder("fails-first")
-    plan = b.build(b.seq(b.sql("SELECT 1 / 0"), *[b.sql(_insert(n)) for n in (1, 2, 3)]))
-    chained = _run(dsn, plan, "fails-first-chained")
+    """The chain begins with the instance's first step, in the transaction of its start, and
+    goes on in a second message: a failure of the first step rolls back to before it, the start
+    stays, and the step fails as on its own; so does a failure in the second message."""
+    b = PlanBuilder("fails-early")
+    plan = b.build(b.seq(*[b.sql(_insert(n)) for n in range(1, before + 1)],
+                         b.sql("SELECT 1 / 0"),
+                         *[b.sql(_insert(n)) for n in range(before + 1, before + after + 1)]))
+    chained = _run(dsn, plan, "fails-early-chained")
     assert any(c is not None and c.tasks[0].node_id == "n0" for c in chain_calls), chain_calls
     _without_chains(monkeypatch)
-    plain = _run(dsn, plan, "fails-first-plain")
+    plain = _run(dsn, plan, "fails-early-plain")
     assert chained == plain
-    assert chained["status"] == "failed" and chained["effects"] == []
+    assert chained["status"] == "failed"
+    assert chained["effects"] == list(range(1, before + 1))
     assert "division by zero" in f"{chained['output']} {chained['error']}"
     assert chained["tasks"] == (0,)
 
@@ -146,17 +153,23 @@ def test_a_first_step_that_fails_in_a_chain_fails_as_on_its_own(
 def test_the_first_step_of_an_instance_begins_its_chain_in_the_start_transaction(
     dsn: str, log_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No round trip and no bookkeeping call of its own for the first step: the message that
-    follows the claim holds the start's writes, the first step under a savepoint and the chain
-    after it; an instance's bookkeeping calls are its start's and its finish's."""
+    """No bookkeeping call of its own for the first step: the message that follows the claim
+    holds the start's writes and the first step under a savepoint, and the next one (sent once
+    it has run, planned meanwhile) the rest of the chain; an instance's bookkeeping calls are
+    its start's and its finish's."""
     messages: list[list[bytes]] = []
-    real = WorkerConnection.run_batch
+    run, send = WorkerConnection.run_batch, WorkerConnection.send_batch
 
-    def spy(self: WorkerConnection, cur: Any, statements: list[bytes]) -> Any:
+    def run_spy(self: WorkerConnection, cur: Any, statements: list[bytes]) -> Any:
         messages.append(list(statements))
-        return real(self, cur, statements)
+        return run(self, cur, statements)
 
-    monkeypatch.setattr(WorkerConnection, "run_batch", spy)
+    def send_spy(self: WorkerConnection, statements: list[bytes]) -> Any:
+        messages.append(list(statements))
+        return send(self, statements)
+
+    monkeypatch.setattr(WorkerConnection, "run_batch", run_spy)
+    monkeypatch.setattr(WorkerConnection, "send_batch", send_spy)
     b = PlanBuilder("first")
     plan = b.build(b.seq(*[b.sql(_insert(n)) for n in (1, 2, 3, 4)]))
     with running_worker(dsn, concurrency=1):
@@ -172,6 +185,12 @@ def test_the_first_step_of_an_instance_begins_its_chain_in_the_start_transaction
     at = first.index(b"SAVEPOINT dfc_chain")
     assert b"_apply(" in first[at - 1] and b'"running"' in first[at - 1]  # the start's writes
     assert b"run_chained_step" in first[at + 1] and b"'n0'" in first[at + 1]
+    assert first[at + 2:] == [b"COMMIT", b"BEGIN"]
+    rest = messages[messages.index(first) + 1]
+    assert [b"'n1'" in s for s in rest] == [True, False, False, False, False, False, False]
+    assert b"run_chained_step" in rest[0] and b"'n2'" in rest[3]
+    assert rest[1:3] == rest[4:6] == [b"COMMIT", b"BEGIN"]
+    assert b"run_step" in rest[6] and b"chained" not in rest[6]  # n3, the last, on its own
     applies = [s for m in messages for s in m if b"dfc_apply(" in s or b"df._apply(" in s]
     assert len(applies) == 2, applies
 
