@@ -502,7 +502,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 try:
                     if following is not None and following.rest is not None:
                         # the rest of the chain is planned while the server runs its start
-                        following = self._first_then_rest(cur, statements, following.rest)
+                        following = self._first_then_rest(statements, following.rest)
                         statements = [*following.chained, following.statement]
                     self.run_batch(cur, statements)
                 finally:
@@ -536,8 +536,7 @@ class WorkerConnection(psycopg.Connection[TupleRow]):
                 self.prefetched = (following.task_id, cur.fetchone())
         self._open = self.chain
 
-    def _first_then_rest(self, cur: psycopg.Cursor[Any], first: list[bytes],
-                         rest: Callable[[], NextStep]) -> NextStep:
+    def _first_then_rest(self, first: list[bytes], rest: Callable[[], NextStep]) -> NextStep:
         """Send ``first``, call ``rest`` while the server runs it, then wait for its end: the
         step to go on with that ``rest`` planned. :class:`_FirstMessageFailed` when the first
         message stopped at an error (``rest``'s plan is then dropped)."""
