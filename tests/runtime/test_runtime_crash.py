@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,3 +144,4 @@ def test_database_restart_mid_run() -> None:
         assert _counts(dsn) == (50, 50, 5)
     finally:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
