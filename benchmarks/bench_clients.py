@@ -6,10 +6,11 @@ workflow instances in flight, as that many clients would, each starting an insta
 
 First it runs CONCURRENCY instances (a warm-up: the worker loads the plan), then prints
 ``ready`` and waits for a line on stdin; then it runs CHAINS instances and prints the seconds
-they took. With ``backlog``, the CHAINS instances are started at once instead, in one
-transaction, and the seconds from its commit until the last one finished are printed: how fast
-the worker's executors work through a queue of instances, without waiting for new ones. One connection looks for the instances in flight that finished, every millisecond,
-in one query, and hands each to the client waiting for it. (Not a notification per finished
+they took, and the CPU seconds it used meanwhile; it exits after one more line. With ``backlog``, the CHAINS instances are
+started at once instead, in one transaction, and the seconds from its commit until the last one
+finished are printed: how fast the worker's executors work through a queue of instances, without
+waiting for new ones. One connection looks for the instances in flight that finished, every
+millisecond, in one query, and hands each to the client waiting for it. (Not a notification per finished
 instance: PostgreSQL serializes the commits of transactions that notify, each holding a
 database-wide lock until its commit record is flushed, so a notifying trigger on the workflows'
 last steps would slow down what is measured.) A separate process, so that neither its CPU nor
@@ -111,7 +112,10 @@ def main() -> None:
         clients.run(concurrency)
         print("ready", flush=True)
         sys.stdin.readline()
-        print(clients.backlog(chains) if backlog else clients.run(chains), flush=True)
+        cpu = time.process_time()
+        elapsed = clients.backlog(chains) if backlog else clients.run(chains)
+        print(elapsed, time.process_time() - cpu, flush=True)
+        sys.stdin.readline()  # the benchmark reads the CPU its connections used first
     finally:
         clients.close()
 

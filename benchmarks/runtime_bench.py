@@ -16,8 +16,10 @@ Starts a fresh embedded PostgreSQL in a temporary directory, installs the df sch
 * start-to-first-step latency p50/p99: from df.start's commit (the moment it returned) to the
   first step's statement running, and from the call (its transaction's start, commit included);
 * resident memory of an idle ``dfc worker`` process.
-With ``--cpu``: CPU time per step instead (the worker's process and its server backends, from
-/proc, Linux only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
+With ``--cpu``: CPU time per step instead (the worker's process and its server backends, and
+the applications' side: their backends, which run the ``df.start`` calls and the polls for
+finished instances, and the harness process; from /proc and the harness's own count, Linux
+only) with 1 and 16 instances, with ``synchronous_commit = off`` on the bench's
 server so that fsync waits, which vary a lot on shared machines, do not hide it; and the WAL a
 step writes (records, bytes and commit records, from ``pg_waldump --stats``; df.start included)
 and the start-to-first-step latency without fsync waits. ``--steps`` sets the steps per chain
@@ -56,7 +58,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,21 +104,28 @@ class Applications:
             raise RuntimeError(f"bench_clients.py stopped (exit status {self.process.wait(30)})")
 
     def run(self) -> float:
-        """Run the instances; the seconds they took."""
+        """Run the instances; the seconds they took (``cpu_seconds``: the CPU time the
+        harness process used meanwhile)."""
         assert self.process.stdout is not None and self.process.stdin is not None
         self.process.stdin.write("go\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line.strip():
             raise RuntimeError(f"bench_clients.py stopped (exit status {self.process.wait(30)})")
-        elapsed = float(line)
-        self.process.wait(30)
+        elapsed, self.cpu_seconds = (float(field) for field in line.split())
         return elapsed
 
     def close(self) -> None:
+        """Let the harness close its connections and exit (after ``run``), else stop it."""
+        assert self.process.stdin is not None
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
+            try:
+                self.process.stdin.write("exit\n")
+                self.process.stdin.flush()
+                self.process.wait(30)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait(30)
 
 
 def run_chains(dsn: str, concurrency: int, chains: int, processes: int = 0,
@@ -186,11 +195,23 @@ def _wal_totals(out: str) -> tuple[int, int, int]:
     return int(total.group(1)), int(total.group(2)), int(commits.group(1)) if commits else 0
 
 
+class CpuPerStep(NamedTuple):
+    """Steps/s and microseconds of CPU per step: the worker's process and its server backends,
+    and the applications' side of the benchmark (their backends, which run ``df.start`` and the
+    polls for finished instances, and the harness process); WAL records, bytes and commits."""
+
+    rate: float
+    worker: float
+    worker_backends: float
+    starters_backends: float
+    harness: float
+    wal: tuple[int, int, int]
+
+
 def cpu_per_step(
     dsn: str, concurrency: int, chains: int, pgdata: Path, steps_per_chain: int = 10
-) -> tuple[float, float, float, tuple[int, int, int]]:
-    """Steps/s, the client and server CPU microseconds per step and the WAL written (records,
-    bytes, commits), ``concurrency`` instances of ``steps_per_chain`` steps in flight, one
+) -> CpuPerStep:
+    """CPU per step with ``concurrency`` instances of ``steps_per_chain`` steps in flight, one
     in-process worker."""
     plan = chain_plan(steps_per_chain)
     worker = Worker(dsn, WorkerOptions(concurrency=concurrency, statement_timeout_ms=0))
@@ -198,7 +219,7 @@ def cpu_per_step(
     time.sleep(0.5)
     tick = os.sysconf("SC_CLK_TCK")
 
-    def server_cpu(pids: list[int]) -> float:
+    def cpu(pids: list[int]) -> float:
         total = 0
         for pid in pids:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -208,15 +229,19 @@ def cpu_per_step(
     try:
         applications = Applications(dsn, plan, concurrency, chains)
         with connect(dsn) as conn:
-            pids = [int(r[0]) for r in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'dfc-worker'")]
+            backends = conn.execute(
+                "SELECT pid, application_name = 'dfc-worker' FROM pg_stat_activity"
+                " WHERE datname = current_database() AND backend_type = 'client backend'"
+                " AND pid <> pg_backend_pid()").fetchall()
+            ours = [int(pid) for pid, worker_side in backends if worker_side]
+            theirs = [int(pid) for pid, worker_side in backends if not worker_side]
             lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
-            client, server = time.process_time(), server_cpu(pids)
+            before = (time.process_time(), cpu(ours), cpu(theirs), 0.0)
             try:
                 elapsed = applications.run()
+                after = (time.process_time(), cpu(ours), cpu(theirs), applications.cpu_seconds)
             finally:
                 applications.close()
-            client, server = time.process_time() - client, server_cpu(pids) - server
             end = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
             # written out up to there (synchronous_commit is off)
             conn.execute("SELECT pg_switch_wal()")
@@ -226,7 +251,9 @@ def cpu_per_step(
         worker.stop()
         worker.join(30)
     steps = chains * steps_per_chain
-    return steps / elapsed, client / steps * 1e6, server / steps * 1e6, wal
+    worker_us, ours_us, theirs_us, harness_us = (
+        (b - a) / steps * 1e6 for a, b in zip(before, after, strict=True))
+    return CpuPerStep(steps / elapsed, worker_us, ours_us, theirs_us, harness_us, wal)
 
 
 def pgbench(server: Any, dsn_db: str, clients: int, seconds: int,
@@ -398,14 +425,19 @@ def main() -> None:
 
     if args.cpu:
         for concurrency, chains in ((1, args.chains), (16, args.chains * 2)):
-            rate, client, server_us, wal = cpu_per_step(dsn, concurrency, chains, base / "pgdata",
-                                                        args.steps)
+            used = cpu_per_step(dsn, concurrency, chains, base / "pgdata", args.steps)
             steps = chains * args.steps
+            records, size, commits = used.wal
             print(
-                f"{concurrency:2d} instance(s): {rate:6.0f} steps/s, CPU per step: "
-                f"worker {client:5.0f} us, server {server_us:5.0f} us; WAL per step: "
-                f"{wal[0] / steps:4.1f} records, {wal[1] / steps:5.0f} bytes, "
-                f"{wal[2] / steps:4.2f} commits"
+                f"{concurrency:2d} instance(s): {used.rate:6.0f} steps/s, CPU per step: "
+                f"worker {used.worker:5.0f} us, server {used.worker_backends:5.0f} us; WAL per"
+                f" step: {records / steps:4.1f} records, {size / steps:5.0f} bytes,"
+                f" {commits / steps:4.2f} commits\n"
+                f"{'':16s}the applications' side: their backends (df.start, the polls for"
+                f" finished instances) {used.starters_backends:4.0f} us, their process"
+                f" {used.harness:4.0f} us; all"
+                f" {used.worker + used.worker_backends + used.starters_backends + used.harness:5.0f}"
+                f" us a step, {os.cpu_count()} cores"
             )
         p50, p99, called50, called99 = start_latency(dsn, args.samples)
         print(f"start -> first step (no fsync): p50 {p50:.2f} ms, p99 {p99:.2f} ms after"
