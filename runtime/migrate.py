@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,16 @@ class InstallReport:
     fresh: bool
     applied: list[int]
     version: int
+    # migrations the database has that this dfc does not know: a newer dfc upgraded it
+    unknown: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """A database's df schema against this dfc's migrations."""
+
+    missing: list[int]  # known here, not applied there: the database needs `dfc db init`
+    unknown: list[int]  # applied there, not known here: a newer dfc upgraded it
 
 
 def schema_sql() -> str:
@@ -77,6 +87,7 @@ def install(conn: psycopg.Connection[Any]) -> InstallReport:
         else:
             cur.execute(query("applied_versions"))
             done = {r[0] for r in cur.fetchall()}
+        known = {migration.version for migration in steps}
         applied = []
         for migration in steps:
             if migration.version in done:
@@ -86,7 +97,23 @@ def install(conn: psycopg.Connection[Any]) -> InstallReport:
             cur.execute(query("record_version"),
                         {"version": migration.version, "name": migration.name})
             applied.append(migration.version)
-    return InstallReport(fresh=fresh, applied=applied, version=steps[-1].version)
+    return InstallReport(fresh=fresh, applied=applied, version=steps[-1].version,
+                         unknown=sorted(done - known))
+
+
+def schema_state(conn: psycopg.Connection[Any]) -> SchemaState:
+    """Which of this dfc's migrations the database lacks, and which of its own this dfc does
+    not know (the schema must be installed)."""
+    applied = {row[0] for row in conn.execute(query("applied_versions")).fetchall()}
+    known = {migration.version for migration in migrations()}
+    return SchemaState(missing=sorted(known - applied), unknown=sorted(applied - known))
+
+
+def version_list(versions: list[int], most: int = 5) -> str:
+    """``0034, 0035``: at most ``most`` of them, then how many more."""
+    shown = ", ".join(f"{version:04d}" for version in versions[:most])
+    more = len(versions) - most
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def apply_migrations(conn: psycopg.Connection[Any]) -> None:

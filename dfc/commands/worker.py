@@ -14,7 +14,7 @@ from runtime.commandline import (
     retention,
     say,
 )
-from runtime.target import open_connection, require_schema, resolve_dsn
+from runtime.target import open_connection, require_current_schema, resolve_dsn
 from runtime.worker import Worker, WorkerOptions
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     dsn = resolve_dsn(args.dsn, say)
     with open_connection(dsn) as conn:
-        require_schema(conn)
+        require_current_schema(conn, say)
     options = WorkerOptions(
         concurrency=max(1, args.concurrency),
         statement_timeout_ms=int(args.statement_timeout * 1000),

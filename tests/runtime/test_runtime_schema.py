@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
 from runtime.connection import connect
 from runtime.migrate import apply_migrations, install, migrations, schema_sql
+from runtime.queries import query
+from runtime.target import require_current_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dfc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dfc", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def _dump(dsn: str) -> str:
@@ -68,6 +79,38 @@ def test_upgrade_applies_pending_migrations(empty_dsn: str) -> None:
         assert not report.fresh
         assert report.applied == [m.version for m in migrations()[1:]]
         assert install(conn).applied == []
+
+
+def test_a_worker_refuses_a_schema_older_than_itself(empty_dsn: str) -> None:
+    # a database that an older dfc installed: its first migration only
+    first = migrations()[0]
+    with connect(empty_dsn) as conn, conn.transaction():
+        conn.execute(first.sql.encode())
+        conn.execute(query("record_version"), {"version": first.version, "name": first.name})
+    worker = _dfc("worker", "--dsn", empty_dsn)
+    assert worker.returncode == 1, worker.stderr
+    assert "DFC811" in worker.stderr and f"{migrations()[1].version:04d}" in worker.stderr
+    assert "dfc db init" in worker.stderr and "Traceback" not in worker.stderr
+    upgrade = _dfc("db", "init", "--dsn", empty_dsn)
+    assert upgrade.returncode == 0 and "upgraded the df schema" in upgrade.stdout
+    notes: list[str] = []
+    with connect(empty_dsn) as conn:
+        require_current_schema(conn, notes.append)
+    assert notes == []
+
+
+def test_a_schema_upgraded_by_a_newer_dfc_is_noted(dsn: str) -> None:
+    notes: list[str] = []
+    with connect(dsn) as conn:
+        conn.execute("INSERT INTO df.schema_version (version, name) VALUES (9001, 'newer')")
+        require_current_schema(conn, notes.append)
+        report = install(conn)
+    assert notes == ["the df schema in this database has migration 9001 from a newer dfc;"
+                     " upgrade dfc here as well"]
+    assert report.applied == [] and report.unknown == [9001]
+    init = _dfc("db", "init", "--dsn", dsn)
+    assert init.returncode == 0 and "up to date" in init.stdout
+    assert "9001 from a newer dfc" in init.stderr
 
 
 def _checks_after_step(source: str) -> str:
