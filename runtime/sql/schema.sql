@@ -1218,6 +1218,7 @@ AS $$
 DECLARE
     v_status text;
     v_deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_seconds);
+    v_pause float8 := 0.001;
 BEGIN
     IF current_setting('df.in_workflow', true) = 'true' THEN
         RAISE EXCEPTION 'df.await_instance() cannot be called inside a workflow - it would block the step';
@@ -1237,7 +1238,8 @@ BEGIN
             RAISE EXCEPTION 'Timeout after %s waiting for instance % (status: %). Check if a worker is running.',
                 timeout_seconds, instance_id, v_status USING ERRCODE = 'query_canceled';
         END IF;
-        PERFORM pg_sleep(0.05);
+        PERFORM pg_sleep(v_pause);  -- 1 ms, then twice as long each time, up to 50 ms
+        v_pause := least(v_pause * 2, 0.05);
     END LOOP;
 END
 $$;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from helpers import running_worker
 from plans import PlanBuilder, single
@@ -61,3 +62,17 @@ def test_timer_survives_a_worker_restart(dsn: str) -> None:
         with running_worker(dsn):
             assert api.await_instance(conn, instance, 30) == "completed"
         assert api.result(conn, instance) == {"rows": [{"r": "woke"}], "row_count": 1}
+
+
+def test_await_instance_reports_what_it_cannot_wait_for(dsn: str) -> None:
+    with connect(dsn) as conn:
+        with pytest.raises(psycopg.errors.NoDataFound, match="Instance not found: ffffffff"):
+            conn.execute("SELECT df.await_instance('ffffffff', 5)")
+        instance = api.start(conn, single("SELECT 1 AS n", "unattended"))
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be positive"):
+            conn.execute("SELECT df.await_instance(%s, 0)", (instance,))
+        # no worker runs: the instance stays pending until the wait gives up
+        with pytest.raises(psycopg.errors.QueryCanceled,
+                           match=rf"Timeout after 1s waiting for instance {instance} \(status: pending\)"):
+            conn.execute("SELECT df.await_instance(%s, 1)", (instance,))
+        assert api.status(conn, instance) == "pending"
