@@ -98,8 +98,10 @@ def _follow(conn: Any, started: list[tuple[dict[str, Any], str]], show: bool) ->
     with (
         Live(view, console=out, refresh_per_second=8, transient=False) if show else _Null() as live
     ):
+        pause = 0.005  # short workflows end within milliseconds: look again soon, then less often
         while not all(s in TERMINAL for s in statuses.values()):
-            time.sleep(0.1)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
             statuses, view = snapshot()
             if show:
                 live.update(view)
