@@ -6,15 +6,16 @@ workflow instances in flight, as that many clients would, each starting an insta
 
 First it runs CONCURRENCY instances (a warm-up: the worker loads the plan), then prints
 ``ready`` and waits for a line on stdin; then it runs CHAINS instances and prints the seconds
-they took, and the CPU seconds it used meanwhile; it exits after one more line. With ``backlog``, the CHAINS instances are
-started at once instead, in one transaction, and the seconds from its commit until the last one
-finished are printed: how fast the worker's executors work through a queue of instances, without
-waiting for new ones. One connection looks for the instances in flight that finished, every
-millisecond, in one query, and hands each to the client waiting for it. (Not a notification per finished
-instance: PostgreSQL serializes the commits of transactions that notify, each holding a
-database-wide lock until its commit record is flushed, so a notifying trigger on the workflows'
-last steps would slow down what is measured.) A separate process, so that neither its CPU nor
-its turns at the interpreter's lock count as the worker's.
+they took and the CPU seconds it used meanwhile, and exits after one more line. With
+``backlog``, the CHAINS instances are started at once instead, in one transaction, and the
+seconds from its commit until the last one finished are printed: how fast the worker's executors
+work through a queue of instances, without waiting for new ones. One connection looks for the
+instances in flight that finished, every millisecond, in one query, and hands each to the client
+waiting for it. (Not a notification per finished instance: PostgreSQL serializes the commits
+of transactions that notify, each holding a database-wide lock until its commit record is
+flushed, so a notifying trigger on the workflows' last steps would slow down what is measured.)
+A separate process, so that neither its CPU nor its turns at the interpreter's lock count as the
+worker's.
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ class Applications:
              str(concurrency), str(chains), plan, *(["backlog"] if backlog else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None and self.process.stdin is not None
+        self.cpu_seconds = 0.0
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"bench_clients.py stopped (exit status {self.process.wait(30)})")

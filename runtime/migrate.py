@@ -109,11 +109,13 @@ def schema_state(conn: psycopg.Connection[Any]) -> SchemaState:
     return SchemaState(missing=sorted(known - applied), unknown=sorted(applied - known))
 
 
-def version_list(versions: list[int], most: int = 5) -> str:
-    """``0034, 0035``: at most ``most`` of them, then how many more."""
+def migrations_named(versions: list[int], most: int = 5) -> str:
+    """``migration 0036`` or ``migrations 0034, 0035``: at most ``most`` numbers, then how
+    many more."""
     shown = ", ".join(f"{version:04d}" for version in versions[:most])
     more = len(versions) - most
-    return f"{shown} and {more} more" if more > 0 else shown
+    numbers = f"{shown} and {more} more" if more > 0 else shown
+    return f"migration{'s' if len(versions) > 1 else ''} {numbers}"
 
 
 def apply_migrations(conn: psycopg.Connection[Any]) -> None:

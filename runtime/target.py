@@ -70,22 +70,22 @@ def require_schema(conn: psycopg.Connection[Any]) -> None:
 
 def require_current_schema(conn: psycopg.Connection[Any], note: Callable[[str], None]) -> None:
     """The df schema installed with every migration this dfc knows (a worker calls functions
-    that older schemas lack: their steps would fail); ``note`` hears of migrations from a newer
-    dfc, which a worker of this one can run with."""
-    from runtime.migrate import schema_state, version_list
+    that older schemas lack: their steps would fail). ``note`` hears of migrations from a newer
+    dfc; the worker starts all the same, so that workers can be replaced one at a time."""
+    from runtime.migrate import migrations_named, schema_state
 
     require_schema(conn)
     state = schema_state(conn)
     if state.missing:
         raise RuntimeProblem(
             "DFC811",
-            "the df schema in this database is older than this dfc: it lacks migration"
-            f"{'s' if len(state.missing) > 1 else ''} {version_list(state.missing)}",
+            "the df schema in this database is older than this dfc: it lacks "
+            + migrations_named(state.missing),
             "upgrade it with `dfc db init --dsn …`, then start the worker again",
         )
     if state.unknown:
-        note(f"the df schema in this database has migration{'s' if len(state.unknown) > 1 else ''}"
-             f" {version_list(state.unknown)} from a newer dfc; upgrade dfc here as well")
+        note(f"the df schema in this database has {migrations_named(state.unknown)} from a newer"
+             " dfc; upgrade dfc here as well")
 
 
 def database_problem(exc: psycopg.Error) -> RuntimeProblem:
