@@ -70,8 +70,9 @@ def require_schema(conn: psycopg.Connection[Any]) -> None:
 
 def require_current_schema(conn: psycopg.Connection[Any], note: Callable[[str], None]) -> None:
     """The df schema installed with every migration this dfc knows (a worker calls functions
-    that older schemas lack: their steps would fail). ``note`` hears of migrations from a newer
-    dfc; the worker starts all the same, so that workers can be replaced one at a time."""
+    that older schemas lack: its executors would only log errors). ``note`` hears of migrations
+    from a newer dfc; the worker starts all the same, so that workers can be replaced one at a
+    time."""
     from runtime.migrate import migrations_named, schema_state
 
     require_schema(conn)
