@@ -87,7 +87,6 @@ def install(conn: psycopg.Connection[Any]) -> InstallReport:
         else:
             cur.execute(query("applied_versions"))
             done = {r[0] for r in cur.fetchall()}
-        known = {migration.version for migration in steps}
         applied = []
         for migration in steps:
             if migration.version in done:
@@ -98,13 +97,16 @@ def install(conn: psycopg.Connection[Any]) -> InstallReport:
                         {"version": migration.version, "name": migration.name})
             applied.append(migration.version)
     return InstallReport(fresh=fresh, applied=applied, version=steps[-1].version,
-                         unknown=sorted(done - known))
+                         unknown=_against_known(done).unknown)
 
 
 def schema_state(conn: psycopg.Connection[Any]) -> SchemaState:
     """Which of this dfc's migrations the database lacks, and which of its own this dfc does
     not know (the schema must be installed)."""
-    applied = {row[0] for row in conn.execute(query("applied_versions")).fetchall()}
+    return _against_known({row[0] for row in conn.execute(query("applied_versions")).fetchall()})
+
+
+def _against_known(applied: set[int]) -> SchemaState:
     known = {migration.version for migration in migrations()}
     return SchemaState(missing=sorted(known - applied), unknown=sorted(applied - known))
 
