@@ -40,10 +40,13 @@ with the INSERT run plainly and through a SECURITY DEFINER step runner; without 
 start; with dfc's checks around the step (runner, prepared statements, ``RESET ALL``,
 ``DISCARD TEMP``, …) as statements of their own. Last, dfc's own step function for a chained
 step on df's tables, called by pgbench instead of the worker (the server's side of a step
-without the worker). Each runs next to the reference transaction, interleaved, at 1 and 16
-clients for ``--rounds`` rounds, reported as tps and its ratio to the reference, then the
-median ratio: what the contract's own work costs, so that the rest of dfc's gap to the
-reference is the runtime's overhead.
+without the worker). Then whole 10-step instances, each step as above with the runner and the
+last one finishing the instance, started bare (the instance's row, its first task,
+``pg_notify``) and by ``df.start``: steps/s with no worker at all. Each runs next to the
+reference transaction, interleaved, at 1 and 16 clients for ``--rounds`` rounds, reported as
+tps and its ratio to the reference (steps/s for the instances), then the median ratio: what the
+contract's own work costs, so that the rest of dfc's gap to the reference is the runtime's
+overhead.
 Not a test: numbers depend on the machine.
 """
 

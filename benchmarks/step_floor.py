@@ -11,6 +11,10 @@ worker or the next role's step (dfc makes them inside one PL/pgSQL function, whe
 are cached; here each is a statement of its own, parsed and planned every time, so this one
 overstates them).
 
+The last two scripts run a whole instance, its start and all its steps, one committed
+transaction each, still with no worker: what the issue's targets measure (steps/s of whole
+10-step instances), minus everything a worker does.
+
 Each script sends its transaction as one message (``\\;`` compound statements), as the worker
 sends a chain's step; the reference is run as the issue defines it, statement by statement.
 """
@@ -35,11 +39,13 @@ SCHEMA = "floor_exec"
 
 @dataclass(frozen=True)
 class Script:
-    """A pgbench script and what its transaction does, in one line."""
+    """A pgbench script and what its transaction does, in one line; ``steps``: the workflow
+    steps one run of it stands for (its ratio is steps/s to the reference's transactions/s)."""
 
     name: str
     does: str
     text: str
+    steps: int = 1
 
 
 def setup(conn: psycopg.Connection[Any], plan: str) -> None:
@@ -52,6 +58,8 @@ def setup(conn: psycopg.Connection[Any], plan: str) -> None:
     conn.execute("CREATE TABLE floor_log (k text, n int)")
     conn.execute("CREATE TABLE floor_tasks (LIKE df.tasks INCLUDING ALL)")
     conn.execute("CREATE TABLE floor_nodes (LIKE df.nodes INCLUDING ALL)")
+    conn.execute("CREATE TABLE floor_instance_rows (LIKE df.instances INCLUDING ALL)")
+    conn.execute("CREATE SEQUENCE floor_instance_ids")
     conn.execute("CREATE SEQUENCE floor_task_ids")
     conn.execute(
         "INSERT INTO floor_tasks (id, instance_id, node_id, branch, status)"
@@ -78,6 +86,7 @@ def setup(conn: psycopg.Connection[Any], plan: str) -> None:
     finally:
         conn.execute("RESET ROLE")
     _setup_dfc_steps(conn, plan)
+    conn.execute("SELECT df.install_plan(%s::jsonb)", (plan,))
     conn.execute("ANALYZE floor_tasks, floor_nodes, floor_log, df.tasks, df.nodes, df.instances")
 
 
@@ -117,7 +126,13 @@ def _setup_dfc_steps(conn: psycopg.Connection[Any], plan: str) -> None:
 def _compound(*statements: str) -> str:
     """A pgbench script of one transaction, node ``n:s`` finishing and ``n:s+1`` next, sent
     to the server as one message."""
-    return f"\\set s random(0, {NODES - 2})\n" + " \\;\n".join(("BEGIN", *statements, "END")) + ";\n"
+    return f"\\set s random(0, {NODES - 2})\n" + _transaction(*statements)
+
+
+def _transaction(*statements: str, end: str = ";") -> str:
+    """One transaction of a pgbench script, sent as one message; ``end`` ``\\aset`` keeps
+    the columns its statements return as variables."""
+    return " \\;\n".join(("BEGIN", *statements, "END")) + end + "\n"
 
 
 _MOVE_TASK = (
@@ -160,6 +175,48 @@ _GUARDS_AFTER = (
 )
 
 
+# A whole instance of NODES steps as the contract has it, with no worker: the start (the
+# instance's row, the task of its first step, the workers' wake-up) committed by the caller, each
+# step as task+nodes+runner, and the last step finishing the instance instead of moving its task.
+# Client k's instances keep their task under the instance id "ik", apart from the task that the
+# one-step scripts move.
+_MOVE_INSTANCE_TASK = _MOVE_TASK.replace("instance_id = :client_id::text",
+                                         "instance_id = 'i' || :client_id")
+_START_BARE = (
+    "INSERT INTO floor_instance_rows (id, plan_id, root_node, submitted_by, database, vars)"
+    " VALUES (lpad(to_hex(nextval('floor_instance_ids')), 8, '0'), 1, 'n0', 'postgres',"
+    " current_database(), '{}') RETURNING id AS inst",
+    "INSERT INTO floor_tasks (id, instance_id, node_id, branch, status)"
+    " VALUES (nextval('floor_task_ids'), 'i' || :client_id, 'n0', 0, 'ready')",
+    "SELECT pg_notify('floor_work', :client_id::text) AS woken",
+)
+_FINISH = (
+    "DELETE FROM floor_tasks WHERE instance_id = 'i' || :client_id AND status = 'ready'",
+    "UPDATE floor_instance_rows SET status = 'completed', output = '[]',"
+    " completed_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = ':inst'",
+)
+# df.start's instance, finished as the bare one, its own task (the activation) deleted
+_START_DFC = ("SELECT df.start('bench') AS inst", *_START_BARE[1:])
+_FINISH_DFC = (
+    _FINISH[0], "DELETE FROM df.tasks WHERE instance_id = ':inst'",
+    _FINISH[1].replace("floor_instance_rows", "df.instances"),
+)
+
+
+def _instance(start: tuple[str, ...], finish: tuple[str, ...]) -> str:
+    """A pgbench script of a whole instance: ``start`` (which returns the instance's id as
+    ``inst``), then NODES steps, one transaction each, the last one with ``finish``."""
+    steps = []
+    for s in range(NODES):
+        writes = [w.replace(":s", str(s)) for w in (_USER_RUNNER, _NODE_COMPLETED)]
+        if s < NODES - 1:
+            steps.append(_transaction(_MOVE_INSTANCE_TASK.replace(":s", str(s)), *writes,
+                                      _NODE_RUNNING.replace(":s", str(s))))
+        else:
+            steps.append(_transaction(*writes, *finish))
+    return _transaction(*start, end=" \\aset") + "".join(steps)
+
+
 def scripts(reference: str) -> tuple[Script, ...]:
     """The reference transaction and the step's minimal work, in the order they are run."""
     return (
@@ -182,6 +239,12 @@ def scripts(reference: str) -> tuple[Script, ...]:
                "df's tables, driven by pgbench instead of the worker", _compound(
                    "SELECT floor_dfc_step((SELECT f.id FROM floor_instances f"
                    " WHERE f.k = :client_id))")),
+        Script("instance", f"a whole {NODES}-step instance: a start (the instance's row, its "
+               "first task, pg_notify) and its steps as task+nodes+runner, the last one "
+               "finishing it, each committed, no worker", _instance(_START_BARE, _FINISH), NODES),
+        Script("instance, df.start", "as instance, started by dfc's df.start (an installed "
+               "plan: its node rows, its checks) besides the bare start's task",
+               _instance(_START_DFC, _FINISH_DFC), NODES),
     )
 
 
@@ -205,7 +268,7 @@ def measure(reference: str, run: Callable[[str, int], float], rounds: int,
             base = tps[measured[0].name]
             parts = [f"{measured[0].name} {base:6.0f} tps"]
             for script in measured[1:]:
-                ratio = tps[script.name] / base
+                ratio = script.steps * tps[script.name] / base
                 ratios[n][script.name].append(ratio)
                 parts.append(f"{script.name} {tps[script.name]:6.0f} tps ({ratio:.2f})")
             print(f"round {round_}, {n:2d} client(s): " + "; ".join(parts), flush=True)
