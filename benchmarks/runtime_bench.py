@@ -38,9 +38,9 @@ under dfc's contract (its task row moved on as the lease, the user's INSERT, the
 result, the next node's start), in one message, with no worker and no orchestration in PL/pgSQL:
 with the INSERT run plainly and through a SECURITY DEFINER step runner; without the next node's
 start; with dfc's checks around the step (runner, prepared statements, ``RESET ALL``,
-``DISCARD TEMP``, …) as statements of their own. Last, dfc's own step function for a chained
+``DISCARD TEMP``, …) as statements of their own. Then dfc's own step function for a chained
 step on df's tables, called by pgbench instead of the worker (the server's side of a step
-without the worker). Then whole 10-step instances, each step as above with the runner and the
+without the worker). Last, whole 10-step instances, each step as above with the runner and the
 last one finishing the instance, started bare (the instance's row, its first task,
 ``pg_notify``) and by ``df.start``: steps/s with no worker at all. Each runs next to the
 reference transaction, interleaved, at 1 and 16 clients for ``--rounds`` rounds, reported as
