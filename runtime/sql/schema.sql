@@ -1126,16 +1126,16 @@ BEGIN
            || coalesce((SELECT jsonb_object_agg(v.name, v.value) FROM df.vars v
                          WHERE v.owner = df._my_role()), '{}'::jsonb)
       INTO v_vars;
+    -- an id taken already (by any role) rolls again. Not an exception block: that is a
+    -- subtransaction, and a caller's transaction starting more than 64 instances would overflow
+    -- its backend's cache of them, which slows every snapshot taken in the database meanwhile.
     LOOP
         v_id := right(replace(gen_random_uuid()::text, '-', ''), 8);
-        BEGIN
-            INSERT INTO df.instances (id, label, plan_id, root_node, database, search_path, vars)
-            VALUES (v_id, coalesce(label, v_plan ->> 'label'), v_plan_id, v_plan ->> 'root',
-                    current_database(), v_search_path, v_vars);
-            EXIT;
-        EXCEPTION WHEN unique_violation THEN
-            -- id collision: roll again
-        END;
+        INSERT INTO df.instances (id, label, plan_id, root_node, database, search_path, vars)
+        VALUES (v_id, coalesce(label, v_plan ->> 'label'), v_plan_id, v_plan ->> 'root',
+                current_database(), v_search_path, v_vars)
+        ON CONFLICT (id) DO NOTHING;
+        EXIT WHEN FOUND;
     END LOOP;
     RETURN v_id;
 END

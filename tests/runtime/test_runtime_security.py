@@ -240,3 +240,45 @@ def test_a_runner_gets_a_static_call_and_roles_without_one_still_run(
         for fn in ("df._runner_call(oid, text, boolean, text)", "df._write_runner_call()"):
             allowed = conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()
             assert allowed == (False,), fn
+
+
+def test_many_starts_in_one_transaction_open_no_subtransaction(secured: dict[str, str]) -> None:
+    # a subtransaction per start (an exception block around the insert) overflowed the backend's
+    # cache of 64 after as many starts, slowing every snapshot in the database until the commit
+    step = single("SELECT 1 AS one")
+    with connect(secured["alice"]) as conn:
+        if conn.info.server_version < 160000:
+            pytest.skip("pg_stat_get_backend_subxact is new in PostgreSQL 16")
+        with conn.transaction():
+            ids = [row[0] for row in conn.execute(
+                "SELECT df.start(%s) FROM generate_series(1, 100)", (json.dumps(step),))]
+            subxacts = conn.execute(
+                "SELECT s.subxact_count, s.subxact_overflowed"
+                " FROM pg_stat_get_backend_idset() b, pg_stat_get_backend_subxact(b) s"
+                " WHERE pg_stat_get_backend_pid(b) = pg_backend_pid()").fetchone()
+        assert subxacts == (0, False)
+    assert len(set(ids)) == 100
+    with running_worker(secured["owner"]):
+        assert {wait(secured["alice"], iid) for iid in ids} == {"completed"}
+
+
+def test_a_start_whose_id_is_taken_rolls_again(secured: dict[str, str]) -> None:
+    # df.start draws ids from gen_random_uuid() through the caller's search_path: alice's own
+    # draws the id of bob's instance (which she cannot see) twice, then a free one
+    step = single("SELECT 1 AS one")
+    bobs = _start(secured["bob"], step)
+    with connect(secured["alice"]) as conn:
+        conn.execute("CREATE TABLE public.draws (n int PRIMARY KEY, id uuid)")
+        conn.execute("CREATE FUNCTION public.gen_random_uuid() RETURNS uuid LANGUAGE sql AS"
+                     " 'DELETE FROM public.draws WHERE n = (SELECT min(n) FROM public.draws)"
+                     " RETURNING id'")
+        taken = f"00000000-0000-0000-0000-0000{bobs}"
+        conn.execute("INSERT INTO public.draws VALUES (1, %s), (2, %s),"
+                     " (3, '00000000-0000-0000-0000-0000feedf00d')", (taken, taken))
+        conn.execute("SET search_path = public, pg_catalog")
+        row = conn.execute("SELECT df.start(%s)", (json.dumps(step),)).fetchone()
+        assert conn.execute("SELECT count(*) FROM public.draws").fetchone() == (0,)
+    assert row == ("feedf00d",)
+    with connect(secured["owner"]) as conn:
+        owners = conn.execute("SELECT id, submitted_by::text FROM df.instances ORDER BY id").fetchall()
+    assert owners == sorted([(bobs, '"Bob T"'), ("feedf00d", "alice_t")])
