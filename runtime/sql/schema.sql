@@ -1450,16 +1450,32 @@ AS $$
         SELECT n ->> 'id' AS id, n FROM inst, jsonb_array_elements(inst.plan -> 'nodes') n
     ), edges AS (
         SELECT e.* FROM inst, df._plan_edges(inst.plan) e
+    ), iterations AS (
+        -- a loop's current iteration began when its body last started: a node below it that
+        -- finished before that ran in an earlier iteration (one row per node: it is superseded)
+        SELECT s.id, b.started_at
+          FROM spec s
+          JOIN df.nodes b ON b.instance_id = instance_nodes.instance_id AND b.id = s.n ->> 'body'
+         WHERE s.n ->> 'kind' = 'loop'
     ), tree AS (
-        -- walk from the root carrying the nearest finished ancestor
-        SELECT inst.root_node AS id, NULL::text AS done_ancestor FROM inst
+        -- walk from the root carrying the nearest finished ancestor of the current iterations,
+        -- and the latest iteration start of the enclosing loops with the loop it belongs to
+        SELECT inst.root_node AS id, NULL::text AS done_ancestor,
+               NULL::timestamptz AS iteration_at, NULL::text AS iterating
+          FROM inst
         UNION ALL
         SELECT e.child,
-               CASE WHEN pn.status IN ('completed', 'failed', 'cancelled') THEN t.id
-                    ELSE t.done_ancestor END
+               CASE WHEN pn.status IN ('completed', 'failed', 'cancelled')
+                         AND NOT coalesce(pn.started_at < t.iteration_at, false) THEN t.id
+                    ELSE t.done_ancestor END,
+               CASE WHEN l.started_at > coalesce(t.iteration_at, '-infinity') THEN l.started_at
+                    ELSE t.iteration_at END,
+               CASE WHEN l.started_at > coalesce(t.iteration_at, '-infinity') THEN t.id
+                    ELSE t.iterating END
           FROM tree t
           JOIN edges e ON e.parent = t.id
           JOIN df.nodes pn ON pn.instance_id = instance_nodes.instance_id AND pn.id = t.id
+          LEFT JOIN iterations l ON l.id = t.id
     )
     SELECT s.id,
            df._node_type(s.n ->> 'kind'),
@@ -1474,17 +1490,26 @@ AS $$
            dn.result::text,
            jsonb_strip_nulls(jsonb_build_object('runs', dn.runs, 'attempts', dn.attempts,
                                                 'last_error', dn.last_error))::text,
-           CASE WHEN dn.status IN ('completed', 'failed', 'cancelled') THEN dn.status
+           CASE WHEN dn.status IN ('completed', 'failed', 'cancelled') AND NOT v.superseded
+                    THEN dn.status
                 WHEN t.done_ancestor IS NOT NULL THEN 'skipped'
-                WHEN inst.istatus IN ('completed', 'failed', 'cancelled') AND dn.status = 'pending'
-                    THEN 'skipped'
+                WHEN inst.istatus IN ('completed', 'failed', 'cancelled')
+                     AND (dn.status = 'pending' OR v.superseded) THEN 'skipped'
+                WHEN v.superseded THEN 'pending'
                 ELSE dn.status END,
-           CASE WHEN dn.status NOT IN ('completed', 'failed', 'cancelled') THEN t.done_ancestor END,
+           CASE WHEN dn.status IN ('completed', 'failed', 'cancelled') AND NOT v.superseded
+                    THEN NULL
+                WHEN t.done_ancestor IS NOT NULL THEN t.done_ancestor
+                WHEN v.superseded THEN t.iterating END,
            dn.updated_at
       FROM inst
       JOIN spec s ON true
       JOIN df.nodes dn ON dn.instance_id = inst.id AND dn.id = s.id
       LEFT JOIN tree t ON t.id = s.id
+      CROSS JOIN LATERAL (
+          SELECT dn.status IN ('completed', 'failed', 'cancelled')
+                 AND coalesce(dn.started_at < t.iteration_at, false) AS superseded
+      ) v
      ORDER BY (substr(s.id, 2))::integer
 $$;
 

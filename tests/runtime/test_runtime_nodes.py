@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import output, result, run, running_worker, start, wait
+from helpers import eventually, output, result, run, running_worker, start, wait
 from plans import PlanBuilder
 
 from runtime.connection import connect
@@ -139,6 +139,63 @@ def test_failed_step_fails_instance_and_skips_rest(dsn: str) -> None:
         rows = conn.execute("SELECT node_id, inferred_status FROM df.instance_nodes(%s)",
                             (iid,)).fetchall()
     assert dict(rows) == {"n0": "failed", "n1": "skipped", "n2": "failed"}
+
+
+def test_inferred_status_follows_loop_iterations(dsn: str) -> None:
+    # a node keeps one row across iterations: what an earlier iteration left reads pending (from
+    # the loop) until this iteration gets there, or skipped where this iteration decided otherwise
+    with connect(dsn) as conn:
+        conn.execute("CREATE TABLE counter (n int); INSERT INTO counter VALUES (0)")
+    b = PlanBuilder()
+    count = b.sql("UPDATE counter SET n = n + 1 RETURNING n", bind="c")
+    condition = b.sql("SELECT $c = 1")
+    first, later = b.sql("SELECT 'first' AS branch"), b.sql("SELECT 'later' AS branch")
+    choose = b.if_(condition, first, later)
+    gate = b.wait_signal("go")
+    after = b.sql("SELECT $c AS done")
+    body = b.seq(count, choose, gate, after)
+    again = b.sql("SELECT $c < 2")
+    loop = b.loop(body, again)
+
+    def nodes(iid: str) -> dict[str, tuple[str, str | None, str | None]]:
+        with connect(dsn) as conn:
+            return {node: (stored, inferred, ancestor) for node, stored, inferred, ancestor in conn.execute(
+                "SELECT node_id, status, inferred_status, inferred_status_from_ancestor_id"
+                " FROM df.instance_nodes(%s)", (iid,))}
+
+    with running_worker(dsn):
+        iid = start(dsn, b.build(loop))
+        eventually(lambda: nodes(iid)[gate][0] == "running")
+        first_iteration = nodes(iid)
+        with connect(dsn) as conn:
+            conn.execute("SELECT df.signal(%s, 'go')", (iid,))
+        eventually(lambda: nodes(iid)[later][0] == "completed" and nodes(iid)[gate][0] == "running")
+        second_iteration = nodes(iid)
+        with connect(dsn) as conn:
+            conn.execute("SELECT df.signal(%s, 'go')", (iid,))
+        assert wait(dsn, iid) == "completed"
+    ended = nodes(iid)
+
+    def inferred(view: dict[str, tuple[str, str | None, str | None]]) -> dict[str, tuple[str | None, str | None]]:
+        return {node: (status, ancestor) for node, (_, status, ancestor) in view.items()}
+
+    assert inferred(first_iteration) == {
+        count: ("completed", None), condition: ("completed", None), first: ("completed", None),
+        later: ("skipped", choose), choose: ("completed", None), gate: ("running", None),
+        after: ("pending", None), body: ("running", None), again: ("pending", None),
+        loop: ("running", None)}
+    # the second iteration went the other way and has not reached the last step yet
+    assert inferred(second_iteration) == {
+        count: ("completed", None), condition: ("completed", None), first: ("skipped", choose),
+        later: ("completed", None), choose: ("completed", None), gate: ("running", None),
+        after: ("pending", loop), body: ("running", None), again: ("pending", loop),
+        loop: ("running", None)}
+    assert second_iteration[after][0] == "completed"  # stored: as the first iteration left it
+    assert inferred(ended) == {
+        count: ("completed", None), condition: ("completed", None), first: ("skipped", choose),
+        later: ("completed", None), choose: ("completed", None), gate: ("completed", None),
+        after: ("completed", None), body: ("completed", None), again: ("completed", None),
+        loop: ("completed", None)}
 
 
 def test_signal_is_buffered(dsn: str) -> None:
