@@ -949,6 +949,10 @@ DECLARE
     v_leftover boolean;
     v_done boolean;
     v_pid integer;
+    v_slots text;
+    v_patience text;
+    v_slot integer;
+    v_deadline timestamptz;
     v_functions text[] := ARRAY['dblink_connect(text, text)', 'dblink(text, text)',
                                 'dblink_send_query(text, text)', 'dblink_is_busy(text)',
                                 'dblink_get_result(text)', 'dblink_cancel_query(text)',
@@ -1031,70 +1035,113 @@ BEGIN
                 DETAIL = 'dblink lets a role without superuser connect only with a password of its own.',
                 HINT = format('An administrator runs (with this server''s address): %s', v_admin);
         END IF;
-        -- a connection left behind by a cancelled call of this session
-        EXECUTE format('SELECT %L = ANY (%I.dblink_get_connections())', v_link, v_dblink) INTO v_leftover;
-        IF v_leftover THEN
-            EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+        -- As pg_durable caps them: at most df.max_new_transaction_starts of these extra
+        -- connections at a time in this database (default 2), each holding a session lock on a
+        -- slot from its connection to its close; other callers wait for a slot up to
+        -- df.new_transaction_start_timeout seconds (default 5), without opening theirs.
+        v_slots := coalesce(nullif(btrim(current_setting('df.max_new_transaction_starts', true)), ''), '2');
+        v_patience := coalesce(nullif(btrim(current_setting('df.new_transaction_start_timeout', true)), ''), '5');
+        IF v_slots !~ '^[0-9]{1,6}$' OR v_slots::integer < 1 THEN
+            RAISE EXCEPTION 'df.max_new_transaction_starts must be a whole number of at least 1, not "%"', v_slots
+                USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        BEGIN
-            EXECUTE format('SELECT %I.dblink_connect($1, $2)', v_dblink) USING v_link, v_connstr;
-        EXCEPTION
-            WHEN sqlclient_unable_to_establish_sqlconnection OR SQLSTATE '2F003'
-                 OR undefined_object THEN
-                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
-                RAISE EXCEPTION '% could not connect back to database "%" as role "%": %',
-                    v_new, current_database(), v_role, concat_ws(': ', v_message, nullif(rtrim(v_detail, E'\n'), ''))
-                    USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
-                    HINT = CASE WHEN v_connstr = 'df_loopback'
-                        THEN format('Check the options of the foreign server df_loopback (host, port, dbname of this server) and that the user mapping for %I has the role''s own user name and current password; pg_hba.conf must accept that login.', v_role)
-                        ELSE format('Allow this login in pg_hba.conf, or have an administrator set up a password login: %s', v_admin) END;
-        END;
-        BEGIN
-            v_setup := format(
-                'SELECT current_user::text, current_database()::text, pg_catalog.pg_backend_pid() FROM (SELECT '
-                'pg_catalog.set_config(''search_path'', %L, false), '
-                'pg_catalog.set_config(''lock_timeout'', %L, false), '
-                'pg_catalog.set_config(''statement_timeout'', %L, false), '
-                'pg_catalog.set_config(''df.in_workflow'', ''false'', false)) s',
-                v_search_path,
-                CASE current_setting('lock_timeout') WHEN '0' THEN '30s' ELSE current_setting('lock_timeout') END,
-                CASE current_setting('statement_timeout') WHEN '0' THEN '30s' ELSE current_setting('statement_timeout') END);
-            EXECUTE format('SELECT u, d, p FROM %I.dblink($1, $2) AS r(u text, d text, p integer)', v_dblink)
-                INTO v_user, v_db, v_pid USING v_link, v_setup;
-            IF v_user IS DISTINCT FROM v_role OR v_db IS DISTINCT FROM current_database() THEN
-                RAISE EXCEPTION '% connected back as role "%" to database "%", not as "%" to "%"',
-                    v_new, v_user, v_db, v_role, current_database()
-                    USING ERRCODE = 'invalid_authorization_specification',
-                    HINT = format('The foreign server df_loopback must name this database (dbname %L) and the user mapping for %I the role itself (user %L).',
-                                  current_database(), v_role, v_role);
-            END IF;
-            EXECUTE format('SELECT %I.dblink_send_query($1, $2)', v_dblink)
-                USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
-            -- the new transaction may need a lock this one holds (a plan stored or a runner
-            -- created here), directly or behind other sessions: neither would ever give way,
-            -- and PostgreSQL cannot see that
-            LOOP
-                EXECUTE format('SELECT %I.dblink_is_busy($1) = 0', v_dblink) INTO v_done USING v_link;
-                EXIT WHEN v_done;
-                IF pg_backend_pid() IN (WITH RECURSIVE blockers(pid) AS (
-                                            SELECT unnest(pg_blocking_pids(v_pid))
-                                            UNION
-                                            SELECT unnest(pg_blocking_pids(b.pid)) FROM blockers b)
-                                        SELECT b.pid FROM blockers b) THEN
-                    EXECUTE format('SELECT %I.dblink_cancel_query($1)', v_dblink) USING v_link;
-                    RAISE EXCEPTION '% would wait for a lock this transaction holds', v_new
-                        USING ERRCODE = 'lock_not_available',
-                        HINT = 'The new transaction cannot go on before this one ends: this one stored a plan of the same name (every single-statement start is named sql) or created the role''s step runner. Commit first, or use transaction_mode => ''caller''.';
+        IF v_patience !~ '^[0-9]{1,6}(\.[0-9]*)?$' THEN
+            RAISE EXCEPTION 'df.new_transaction_start_timeout must be a number of seconds, not "%"', v_patience
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_deadline := clock_timestamp() + make_interval(secs => v_patience::float8);
+        LOOP
+            FOR v_try IN 1 .. v_slots::integer LOOP
+                IF pg_try_advisory_lock(1147489356, v_try) THEN
+                    v_slot := v_try;
+                    EXIT;
                 END IF;
-                PERFORM pg_sleep(0.002);
             END LOOP;
-            EXECUTE format('SELECT id FROM %I.dblink_get_result($1) AS r(id text)', v_dblink)
-                INTO v_id USING v_link;
-        EXCEPTION WHEN OTHERS THEN
+            EXIT WHEN v_slot IS NOT NULL;
+            IF clock_timestamp() >= v_deadline THEN
+                RAISE EXCEPTION '% waited % s for one of the % connections that df.max_new_transaction_starts allows at a time',
+                    v_new, v_patience, v_slots USING ERRCODE = 'too_many_connections',
+                    HINT = format('Start fewer at once, raise the limit for this database (ALTER DATABASE %I SET df.max_new_transaction_starts = …) or the wait (df.new_transaction_start_timeout), or call df.start with transaction_mode => ''caller''.', current_database());
+            END IF;
+            PERFORM pg_sleep(0.005);
+        END LOOP;
+        BEGIN
+            -- a connection an earlier call of this session left behind
+            EXECUTE format('SELECT %L = ANY (%I.dblink_get_connections())', v_link, v_dblink) INTO v_leftover;
+            IF v_leftover THEN
+                EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+            END IF;
+            BEGIN
+                EXECUTE format('SELECT %I.dblink_connect($1, $2)', v_dblink) USING v_link, v_connstr;
+            EXCEPTION
+                WHEN sqlclient_unable_to_establish_sqlconnection OR SQLSTATE '2F003'
+                     OR undefined_object THEN
+                    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+                    RAISE EXCEPTION '% could not connect back to database "%" as role "%": %',
+                        v_new, current_database(), v_role, concat_ws(': ', v_message, nullif(rtrim(v_detail, E'\n'), ''))
+                        USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+                        HINT = CASE WHEN v_connstr = 'df_loopback'
+                            THEN format('Check the options of the foreign server df_loopback (host, port, dbname of this server) and that the user mapping for %I has the role''s own user name and current password; pg_hba.conf must accept that login.', v_role)
+                            ELSE format('Allow this login in pg_hba.conf, or have an administrator set up a password login: %s', v_admin) END;
+            END;
+            BEGIN
+                v_setup := format(
+                    'SELECT current_user::text, current_database()::text, pg_catalog.pg_backend_pid() FROM (SELECT '
+                    'pg_catalog.set_config(''search_path'', %L, false), '
+                    'pg_catalog.set_config(''lock_timeout'', %L, false), '
+                    'pg_catalog.set_config(''statement_timeout'', %L, false), '
+                    'pg_catalog.set_config(''df.in_workflow'', ''false'', false)) s',
+                    v_search_path,
+                    CASE current_setting('lock_timeout') WHEN '0' THEN '30s' ELSE current_setting('lock_timeout') END,
+                    CASE current_setting('statement_timeout') WHEN '0' THEN '30s' ELSE current_setting('statement_timeout') END);
+                EXECUTE format('SELECT u, d, p FROM %I.dblink($1, $2) AS r(u text, d text, p integer)', v_dblink)
+                    INTO v_user, v_db, v_pid USING v_link, v_setup;
+                IF v_user IS DISTINCT FROM v_role OR v_db IS DISTINCT FROM current_database() THEN
+                    RAISE EXCEPTION '% connected back as role "%" to database "%", not as "%" to "%"',
+                        v_new, v_user, v_db, v_role, current_database()
+                        USING ERRCODE = 'invalid_authorization_specification',
+                        HINT = format('The foreign server df_loopback must name this database (dbname %L) and the user mapping for %I the role itself (user %L).',
+                                      current_database(), v_role, v_role);
+                END IF;
+                EXECUTE format('SELECT %I.dblink_send_query($1, $2)', v_dblink)
+                    USING v_link, format('SELECT df.start(%L, %L, %L)', fut, label, database);
+                -- the new transaction may need a lock this one holds (a plan stored or a runner
+                -- created here), directly or behind other sessions: neither would ever give way,
+                -- and PostgreSQL cannot see that
+                LOOP
+                    EXECUTE format('SELECT %I.dblink_is_busy($1) = 0', v_dblink) INTO v_done USING v_link;
+                    EXIT WHEN v_done;
+                    IF pg_backend_pid() IN (WITH RECURSIVE blockers(pid) AS (
+                                                SELECT unnest(pg_blocking_pids(v_pid))
+                                                UNION
+                                                SELECT unnest(pg_blocking_pids(b.pid)) FROM blockers b)
+                                            SELECT b.pid FROM blockers b) THEN
+                        EXECUTE format('SELECT %I.dblink_cancel_query($1)', v_dblink) USING v_link;
+                        RAISE EXCEPTION '% would wait for a lock this transaction holds', v_new
+                            USING ERRCODE = 'lock_not_available',
+                            HINT = 'The new transaction cannot go on before this one ends: this one stored a plan of the same name (every single-statement start is named sql) or created the role''s step runner. Commit first, or use transaction_mode => ''caller''.';
+                    END IF;
+                    PERFORM pg_sleep(0.002);
+                END LOOP;
+                EXECUTE format('SELECT id FROM %I.dblink_get_result($1) AS r(id text)', v_dblink)
+                    INTO v_id USING v_link;
+            EXCEPTION WHEN OTHERS THEN
+                EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+                RAISE;
+            END;
             EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            -- a cancelled call (statement_timeout too) leaves neither its start running nor its
+            -- connection and slot taken
+            EXECUTE format('SELECT %L = ANY (%I.dblink_get_connections())', v_link, v_dblink) INTO v_leftover;
+            IF v_leftover THEN
+                EXECUTE format('SELECT %I.dblink_cancel_query($1)', v_dblink) USING v_link;
+                EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+            END IF;
+            PERFORM pg_advisory_unlock(1147489356, v_slot);
             RAISE;
         END;
-        EXECUTE format('SELECT %I.dblink_disconnect($1)', v_dblink) USING v_link;
+        PERFORM pg_advisory_unlock(1147489356, v_slot);
         RETURN v_id;
     END IF;
     IF database IS NOT NULL AND database <> current_database() THEN

@@ -256,3 +256,100 @@ def test_python_api_passes_the_mode(linked: str) -> None:
             lost = api.start(conn, single("SELECT 2"), "lost")
         assert api.status(conn, kept) == "pending"
         assert api.status(conn, lost) is None
+
+
+def _start_held_up(linked: str) -> tuple[psycopg.Connection[object], threading.Thread, list[object]]:
+    """A 'new' start in flight in a thread of its own, its new transaction waiting for a lock on
+    df.instances that the returned connection holds; the thread's outcome goes to the list."""
+    holder = connect(linked)
+    holder.autocommit = False
+    holder.execute("LOCK TABLE df.instances IN SHARE MODE")
+    starter = connect(linked)
+    outcome: list[object] = [starter.info.backend_pid]
+
+    def run() -> None:
+        try:
+            outcome.append(starter.execute(
+                "SELECT df.start('SELECT 1', transaction_mode => 'new')").fetchone())
+        except psycopg.Error as error:
+            outcome.append(error)
+        outcome.append(starter.execute(
+            "SELECT links.dblink_get_connections(), (SELECT count(*) FROM pg_locks l"
+            " WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory')").fetchone())
+        starter.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with connect(linked) as watcher:  # in autocommit: a transaction sees activity once
+        eventually(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dfc df.start'"
+            " AND wait_event_type = 'Lock'").fetchone() == (1,))
+    return holder, thread, outcome
+
+
+def test_new_starts_beyond_the_cap_wait_then_give_up(linked: str) -> None:
+    holder, thread, outcome = _start_held_up(linked)
+    try:
+        with connect(linked) as conn:
+            conn.execute("SET df.max_new_transaction_starts = 1")
+            conn.execute("SET df.new_transaction_start_timeout = '0.3'")
+            with pytest.raises(psycopg.errors.TooManyConnections) as caught:
+                conn.execute("SELECT df.start('SELECT 2', transaction_mode => 'new')")
+            # it opened no connection of its own, and holds nothing
+            assert conn.execute("SELECT links.dblink_get_connections()").fetchone() == (None,)
+            assert conn.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()"
+                                " AND locktype = 'advisory'").fetchone() == (0,)
+            # with a second slot it goes ahead (its new transaction then waits for the lock too)
+            conn.execute("SET df.max_new_transaction_starts = 2")
+            holder.commit()
+            second = conn.execute("SELECT df.start('SELECT 2', transaction_mode => 'new')").fetchone()
+    finally:
+        holder.rollback()
+        thread.join(30)
+        holder.close()
+    error = caught.value
+    assert error.diag.message_primary == (
+        "df.start() with transaction_mode => 'new' waited 0.3 s for one of the 1 connections that"
+        " df.max_new_transaction_starts allows at a time")
+    assert "ALTER DATABASE" in str(error.diag.message_hint)
+    first, after = outcome[1], outcome[2]
+    assert isinstance(first, tuple) and second is not None
+    assert after == (None, 0)  # the first start let its slot and connection go too
+    with connect(linked) as conn:
+        assert conn.execute("SELECT count(*) FROM df.instances").fetchone() == (2,)
+
+
+def test_a_cancelled_new_start_cancels_its_start_and_frees_its_slot(linked: str) -> None:
+    holder, thread, outcome = _start_held_up(linked)
+    try:
+        with connect(linked) as conn:
+            conn.execute("SELECT pg_cancel_backend(%s)", (outcome[0],))
+        thread.join(30)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert isinstance(outcome[1], psycopg.errors.QueryCanceled)
+    assert outcome[2] == (None, 0)
+    with connect(linked) as conn:
+        # the start that was cancelled did not happen, and the slot serves the next call
+        assert conn.execute("SELECT count(*) FROM df.instances").fetchone() == (0,)
+        conn.execute("SET df.max_new_transaction_starts = 1")
+        conn.execute("SET df.new_transaction_start_timeout = 0")
+        assert conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')").fetchone()
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("df.max_new_transaction_starts", "0",
+     'df.max_new_transaction_starts must be a whole number of at least 1, not "0"'),
+    ("df.max_new_transaction_starts", "many",
+     'df.max_new_transaction_starts must be a whole number of at least 1, not "many"'),
+    ("df.new_transaction_start_timeout", "-1",
+     'df.new_transaction_start_timeout must be a number of seconds, not "-1"'),
+])
+def test_cap_settings_are_checked(linked: str, setting: str, value: str, message: str) -> None:
+    with connect(linked) as conn:
+        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(*setting.split(".")),
+                                                   sql.Literal(value)))
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+            conn.execute("SELECT df.start('SELECT 1', transaction_mode => 'new')")
+    assert caught.value.diag.message_primary == message
