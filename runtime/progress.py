@@ -40,7 +40,8 @@ def _line(spec: dict[str, Any], state: NodeProgress | None) -> Text:
     marker, style = MARKERS.get(status, ("?", ""))
     line = Text(f"{marker} ", style=style)
     line.append(_label(spec))
-    if state is not None and state.elapsed is not None and status != "skipped":
+    # a pending node with a start ran in an earlier loop iteration: its time is not this one's
+    if state is not None and state.elapsed is not None and status not in ("skipped", "pending"):
         line.append(f"  {state.elapsed:.2f}s", style="dim")
     if state is not None and state.runs > 1:
         line.append(f"  ×{state.runs}", style="dim")

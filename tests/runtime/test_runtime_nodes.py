@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from helpers import eventually, output, result, run, running_worker, start, wait
 from plans import PlanBuilder
+from rich.console import Console
 
+from runtime import api
 from runtime.connection import connect
+from runtime.progress import render
 
 
 def test_seq_runs_in_order(dsn: str) -> None:
@@ -172,6 +175,11 @@ def test_inferred_status_follows_loop_iterations(dsn: str) -> None:
         eventually(lambda: nodes(iid)[later][0] == "completed" and nodes(iid)[gate][0] == "running")
         second_iteration = nodes(iid)
         with connect(dsn) as conn:
+            states = api.progress(conn, iid)
+        console = Console(width=200, record=True)
+        console.print(render(b.build(loop), iid, "running", states))
+        tree = console.export_text()
+        with connect(dsn) as conn:
             conn.execute("SELECT df.signal(%s, 'go')", (iid,))
         assert wait(dsn, iid) == "completed"
     ended = nodes(iid)
@@ -191,6 +199,11 @@ def test_inferred_status_follows_loop_iterations(dsn: str) -> None:
         after: ("pending", loop), body: ("running", None), again: ("pending", loop),
         loop: ("running", None)}
     assert second_iteration[after][0] == "completed"  # stored: as the first iteration left it
+    # dfc run's tree: this iteration's steps with their times, the last step pending, no time
+    lines = [line.rstrip() for line in tree.splitlines()]
+    assert any(line.endswith("○ SQL SELECT $c AS done") for line in lines), tree
+    assert any(line.endswith("○ SQL SELECT $c < 2") for line in lines), tree
+    assert any("✓ SQL SELECT 'later' AS branch  0." in line for line in lines), tree
     assert inferred(ended) == {
         count: ("completed", None), condition: ("completed", None), first: ("skipped", choose),
         later: ("completed", None), choose: ("completed", None), gate: ("completed", None),
