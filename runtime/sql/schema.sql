@@ -1059,7 +1059,7 @@ BEGIN
             END LOOP;
             EXIT WHEN v_slot IS NOT NULL;
             IF clock_timestamp() >= v_deadline THEN
-                RAISE EXCEPTION '% waited % s for one of the % connections that df.max_new_transaction_starts allows at a time',
+                RAISE EXCEPTION '% waited % s for a connection: df.max_new_transaction_starts allows % at a time, and all were in use',
                     v_new, v_patience, v_slots USING ERRCODE = 'too_many_connections',
                     HINT = format('Start fewer at once, raise the limit for this database (ALTER DATABASE %I SET df.max_new_transaction_starts = …) or the wait (df.new_transaction_start_timeout), or call df.start with transaction_mode => ''caller''.', current_database());
             END IF;
