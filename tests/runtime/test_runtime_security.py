@@ -282,3 +282,28 @@ def test_a_start_whose_id_is_taken_rolls_again(secured: dict[str, str]) -> None:
     with connect(secured["owner"]) as conn:
         owners = conn.execute("SELECT id, submitted_by::text FROM df.instances ORDER BY id").fetchall()
     assert owners == sorted([(bobs, '"Bob T"'), ("feedf00d", "alice_t")])
+
+
+def test_a_superuser_starts_only_where_allowed(secured: dict[str, str], empty_dsn: str) -> None:
+    # the worker's role may call every runner: a superuser's would make it one
+    step = single("SELECT current_user::text AS cu, (SELECT rolsuper FROM pg_roles"
+                  " WHERE rolname = current_user) AS su")
+    with connect(empty_dsn) as admin:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            admin.execute("SELECT df.start(%s)", (json.dumps(step),))
+        runners = admin.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'df_exec'::regnamespace"
+                                " AND proowner = current_user::regrole").fetchone()
+        assert runners == (0,)  # refused before a runner was made
+        admin.execute("SET df.enable_superuser_instances = on")
+        row = admin.execute("SELECT df.start(%s)", (json.dumps(step),)).fetchone()
+        assert row is not None
+    with running_worker(secured["owner"]):
+        assert wait(empty_dsn, row[0]) == "completed"
+    with connect(empty_dsn) as admin:
+        res = admin.execute("SELECT df.result(%s)::jsonb", (row[0],)).fetchone()
+    assert res is not None and res[0]["rows"] == [{"cu": "postgres", "su": True}]
+    error = caught.value
+    assert error.diag.message_primary == (
+        'role "postgres" is a superuser, and its workflows would let the worker\'s role'
+        ' dfc_owner_t run any statement as a superuser')
+    assert "SET df.enable_superuser_instances = on" in str(error.diag.message_hint)

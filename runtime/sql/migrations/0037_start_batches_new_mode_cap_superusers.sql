@@ -1,4 +1,4 @@
--- Two changes to df.start.
+-- Three changes to df.start.
 --
 -- It chose a new instance's id in an exception block, to roll again on a collision. A block is a
 -- subtransaction, and the instance's insert gave it a transaction id of its own: a caller's
@@ -13,6 +13,11 @@
 -- database; other callers wait up to df.new_transaction_start_timeout seconds (default 5), then
 -- fail without opening theirs. A call cancelled meanwhile (statement_timeout too) now cancels its
 -- start and closes its connection instead of leaving it to the session's next call.
+--
+-- A superuser's workflows ran through a runner owned by the superuser that the worker's role may
+-- call: a worker's role without superuser could then run any statement as a superuser. As in
+-- pg_durable, superusers start workflows only where df.enable_superuser_instances is on, or
+-- where the worker's role is a superuser itself. A runner created before stays until dropped.
 
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL,
                                     database text DEFAULT NULL,
@@ -247,6 +252,18 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'database "%" is not this database: the dfc runtime runs workflows in the database where df is installed (%)',
             database, current_database() USING ERRCODE = 'feature_not_supported';
+    END IF;
+    -- A role's steps run through its runner, which the worker's role may call. A superuser's
+    -- runner would let a worker's role without superuser run any statement as a superuser, so
+    -- superusers start workflows there only where that is allowed on purpose (as in pg_durable).
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
+        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = df._owner_role())
+           AND lower(btrim(coalesce(current_setting('df.enable_superuser_instances', true), '')))
+               NOT IN ('on', 'true', 'yes', '1') THEN
+            RAISE EXCEPTION 'role "%" is a superuser, and its workflows would let the worker''s role % run any statement as a superuser',
+                v_role, df._owner_role() USING ERRCODE = 'insufficient_privilege',
+                HINT = format('Start workflows as a role without superuser, or, to accept that, have an administrator run ALTER DATABASE %I SET df.enable_superuser_instances = on.', current_database());
+        END IF;
     END IF;
     IF left(v_text, 1) = '{' THEN
         BEGIN
