@@ -436,6 +436,17 @@ BEGIN
                   AND p.proowner = me AND p.prosecdef) THEN
         RETURN;
     END IF;
+    -- The worker's role may call every runner. A superuser's would let a worker's role without
+    -- superuser run any statement as a superuser: it is made only where that is allowed on
+    -- purpose (pg_durable refuses superusers' instances unless allowed, too).
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = me)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = df._owner_role())
+       AND lower(btrim(coalesce(current_setting('df.enable_superuser_instances', true), '')))
+           NOT IN ('on', 'true', 'yes', '1') THEN
+        RAISE EXCEPTION 'role "%" is a superuser, and its workflows would let the worker''s role "%" run any statement as a superuser',
+            pg_get_userbyid(me), pg_get_userbyid(df._owner_role()) USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Start workflows as a role without superuser, or, to accept that, have an administrator run ALTER DATABASE %I SET df.enable_superuser_instances = on.', current_database());
+    END IF;
     PERFORM pg_advisory_xact_lock(1147489350, me::oid::integer);
     IF df._runner_ok(me) THEN
         RETURN;
@@ -1150,18 +1161,6 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'database "%" is not this database: the dfc runtime runs workflows in the database where df is installed (%)',
             database, current_database() USING ERRCODE = 'feature_not_supported';
-    END IF;
-    -- A role's steps run through its runner, which the worker's role may call. A superuser's
-    -- runner would let a worker's role without superuser run any statement as a superuser, so
-    -- superusers start workflows there only where that is allowed on purpose (as in pg_durable).
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
-        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = df._owner_role())
-           AND lower(btrim(coalesce(current_setting('df.enable_superuser_instances', true), '')))
-               NOT IN ('on', 'true', 'yes', '1') THEN
-            RAISE EXCEPTION 'role "%" is a superuser, and its workflows would let the worker''s role % run any statement as a superuser',
-                v_role, df._owner_role() USING ERRCODE = 'insufficient_privilege',
-                HINT = format('Start workflows as a role without superuser, or, to accept that, have an administrator run ALTER DATABASE %I SET df.enable_superuser_instances = on.', current_database());
-        END IF;
     END IF;
     IF left(v_text, 1) = '{' THEN
         BEGIN

@@ -285,7 +285,8 @@ def test_a_start_whose_id_is_taken_rolls_again(secured: dict[str, str]) -> None:
 
 
 def test_a_superuser_starts_only_where_allowed(secured: dict[str, str], empty_dsn: str) -> None:
-    # the worker's role may call every runner: a superuser's would make it one
+    # the worker's role may call every runner: a superuser's would make it one. The runner is
+    # made at the role's first start, and only that start is refused
     step = single("SELECT current_user::text AS cu, (SELECT rolsuper FROM pg_roles"
                   " WHERE rolname = current_user) AS su")
     with connect(empty_dsn) as admin:
@@ -297,6 +298,9 @@ def test_a_superuser_starts_only_where_allowed(secured: dict[str, str], empty_ds
         admin.execute("SET df.enable_superuser_instances = on")
         row = admin.execute("SELECT df.start(%s)", (json.dumps(step),)).fetchone()
         assert row is not None
+        # the runner is made now; the superuser's next starts use it, allowed or not
+        admin.execute("RESET df.enable_superuser_instances")
+        assert admin.execute("SELECT df.start(%s)", (json.dumps(step),)).fetchone() is not None
     with running_worker(secured["owner"]):
         assert wait(empty_dsn, row[0]) == "completed"
     with connect(empty_dsn) as admin:
@@ -305,5 +309,5 @@ def test_a_superuser_starts_only_where_allowed(secured: dict[str, str], empty_ds
     error = caught.value
     assert error.diag.message_primary == (
         'role "postgres" is a superuser, and its workflows would let the worker\'s role'
-        ' dfc_owner_t run any statement as a superuser')
+        ' "dfc_owner_t" run any statement as a superuser')
     assert "SET df.enable_superuser_instances = on" in str(error.diag.message_hint)

@@ -1,8 +1,8 @@
--- Three changes to df.start.
+-- Three changes to starting workflows.
 --
--- It chose a new instance's id in an exception block, to roll again on a collision. A block is a
--- subtransaction, and the instance's insert gave it a transaction id of its own: a caller's
--- transaction that started more than 64 instances overflowed its backend's cache of
+-- df.start chose a new instance's id in an exception block, to roll again on a collision. A
+-- block is a subtransaction, and the instance's insert gave it a transaction id of its own: a
+-- caller's transaction that started more than 64 instances overflowed its backend's cache of
 -- subtransactions, and until it ended every snapshot taken in the database (on standbys too)
 -- had to look transactions up in pg_subtrans. The insert now skips a taken id with ON CONFLICT
 -- DO NOTHING and rolls again, with no subtransaction.
@@ -14,10 +14,49 @@
 -- fail without opening theirs. A call cancelled meanwhile (statement_timeout too) now cancels its
 -- start and closes its connection instead of leaving it to the session's next call.
 --
--- A superuser's workflows ran through a runner owned by the superuser that the worker's role may
--- call: a worker's role without superuser could then run any statement as a superuser. As in
--- pg_durable, superusers start workflows only where df.enable_superuser_instances is on, or
--- where the worker's role is a superuser itself. A runner created before stays until dropped.
+-- A superuser's first df.start made it a runner that the worker's role may call: a worker's role
+-- without superuser could then run any statement as a superuser. df._ensure_runner now makes a
+-- superuser's runner only where df.enable_superuser_instances is on, or where the worker's role
+-- is a superuser itself. A runner made before stays until dropped.
+
+CREATE OR REPLACE FUNCTION df._ensure_runner() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me regrole := df._my_role();
+    fn name := df._runner_name(df._my_role());
+BEGIN
+    -- the runner was proven canonical when it was created (df._runner_gate_check) and its owner
+    -- cannot change it since: that it exists, owned by the role, is enough on the way in
+    IF EXISTS (SELECT 1 FROM pg_proc p
+                WHERE p.pronamespace = 'df_exec'::regnamespace AND p.proname = fn
+                  AND p.proowner = me AND p.prosecdef) THEN
+        RETURN;
+    END IF;
+    -- The worker's role may call every runner. A superuser's would let a worker's role without
+    -- superuser run any statement as a superuser: it is made only where that is allowed on
+    -- purpose (pg_durable refuses superusers' instances unless allowed, too).
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = me)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = df._owner_role())
+       AND lower(btrim(coalesce(current_setting('df.enable_superuser_instances', true), '')))
+           NOT IN ('on', 'true', 'yes', '1') THEN
+        RAISE EXCEPTION 'role "%" is a superuser, and its workflows would let the worker''s role "%" run any statement as a superuser',
+            pg_get_userbyid(me), pg_get_userbyid(df._owner_role()) USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Start workflows as a role without superuser, or, to accept that, have an administrator run ALTER DATABASE %I SET df.enable_superuser_instances = on.', current_database());
+    END IF;
+    PERFORM pg_advisory_xact_lock(1147489350, me::oid::integer);
+    IF df._runner_ok(me) THEN
+        RETURN;
+    END IF;
+    PERFORM df._runner_gate_open(me);
+    EXECUTE format(
+        'CREATE FUNCTION df_exec.%I(p_sql text, p_returns_rows boolean, p_search_path text) '
+        'RETURNS SETOF json LANGUAGE plpgsql SECURITY DEFINER AS %L', fn, df._runner_body());
+    EXECUTE format('REVOKE ALL ON FUNCTION df_exec.%I(text, boolean, text) FROM PUBLIC', fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df_exec.%I(text, boolean, text) TO %s',
+                   fn, df._owner_role()::text);
+END
+$$;
 
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL,
                                     database text DEFAULT NULL,
@@ -252,18 +291,6 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'database "%" is not this database: the dfc runtime runs workflows in the database where df is installed (%)',
             database, current_database() USING ERRCODE = 'feature_not_supported';
-    END IF;
-    -- A role's steps run through its runner, which the worker's role may call. A superuser's
-    -- runner would let a worker's role without superuser run any statement as a superuser, so
-    -- superusers start workflows there only where that is allowed on purpose (as in pg_durable).
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = v_role) THEN
-        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = df._owner_role())
-           AND lower(btrim(coalesce(current_setting('df.enable_superuser_instances', true), '')))
-               NOT IN ('on', 'true', 'yes', '1') THEN
-            RAISE EXCEPTION 'role "%" is a superuser, and its workflows would let the worker''s role % run any statement as a superuser',
-                v_role, df._owner_role() USING ERRCODE = 'insufficient_privilege',
-                HINT = format('Start workflows as a role without superuser, or, to accept that, have an administrator run ALTER DATABASE %I SET df.enable_superuser_instances = on.', current_database());
-        END IF;
     END IF;
     IF left(v_text, 1) = '{' THEN
         BEGIN
