@@ -111,6 +111,12 @@ def _against_known(applied: set[int]) -> SchemaState:
     return SchemaState(missing=sorted(known - applied), unknown=sorted(applied - known))
 
 
+def newer_schema_note(unknown: list[int]) -> str:
+    """What to tell of migrations the database has and this dfc does not know."""
+    return (f"the df schema in this database has {migrations_named(unknown)} from a newer dfc;"
+            " upgrade dfc here as well")
+
+
 def migrations_named(versions: list[int], most: int = 5) -> str:
     """``migration 0036`` or ``migrations 0034, 0035``: at most ``most`` numbers, then how
     many more."""

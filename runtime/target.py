@@ -73,7 +73,7 @@ def require_current_schema(conn: psycopg.Connection[Any], note: Callable[[str], 
     that older schemas lack: its executors would only log errors). ``note`` hears of migrations
     from a newer dfc; the worker starts all the same, so that workers can be replaced one at a
     time."""
-    from runtime.migrate import migrations_named, schema_state
+    from runtime.migrate import migrations_named, newer_schema_note, schema_state
 
     require_schema(conn)
     state = schema_state(conn)
@@ -85,8 +85,7 @@ def require_current_schema(conn: psycopg.Connection[Any], note: Callable[[str], 
             "upgrade it with `dfc db init --dsn …`, then start the worker again",
         )
     if state.unknown:
-        note(f"the df schema in this database has {migrations_named(state.unknown)} from a newer"
-             " dfc; upgrade dfc here as well")
+        note(newer_schema_note(state.unknown))
 
 
 def database_problem(exc: psycopg.Error) -> RuntimeProblem:

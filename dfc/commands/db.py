@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from runtime.commandline import add_dsn_argument, guarded, say
-from runtime.migrate import install, migrations_named
+from runtime.migrate import install, newer_schema_note
 from runtime.target import open_connection, resolve_dsn
 
 
@@ -48,6 +48,5 @@ def run_init(args: argparse.Namespace) -> int:
     else:
         print(f"the df schema is up to date (version {report.version})")
     if report.unknown:
-        say(f"the database also has {migrations_named(report.unknown)} from a newer dfc;"
-            " upgrade dfc here as well")
+        say(newer_schema_note(report.unknown))
     return 0
